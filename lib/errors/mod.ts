@@ -1,0 +1,170 @@
+/**
+ * One error hierarchy for all of dtk. Every error carries the exit code the process ends with,
+ * a Deno-style message (sentence case, values quoted, no trailing period), an optional hint of
+ * what to do, and its cause. `main.ts` renders them once; nothing else prints errors.
+ *
+ * @module
+ */
+
+/** Exit codes of the `dtk` process, documented in the README. */
+export const ExitCode = {
+  ok: 0,
+  /** An operation failed (a subprocess, a node, a download). */
+  failure: 1,
+  /** The command line or the config is invalid; nothing was changed. */
+  usage: 2,
+  /** The host lacks a prerequisite (a tool, KVM, memory, disk); nothing was changed. */
+  prerequisite: 3,
+  /** Bytes did not match the hash the lock pins. */
+  integrity: 4,
+  /** A bounded wait expired. */
+  timeout: 5,
+  /** Interrupted by the user (Ctrl-C); the next run resumes. */
+  interrupted: 130,
+} as const;
+
+export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+export interface DtkErrorOptions {
+  /** What the user can do about it, e.g. "Try: dtk doctor". */
+  hint?: string;
+  cause?: unknown;
+  exitCode?: ExitCodeValue;
+}
+
+/** The base of every error dtk raises on purpose. */
+export class DtkError extends Error {
+  readonly exitCode: ExitCodeValue;
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: DtkErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+    this.hint = options.hint;
+  }
+}
+
+/** A bad command line: unknown option, missing argument, wrong value. */
+export class UsageError extends DtkError {
+  constructor(message: string, options: Omit<DtkErrorOptions, "exitCode"> = {}) {
+    super(message, { ...options, exitCode: ExitCode.usage });
+  }
+}
+
+/** One problem found in a config file, located at `file:line:column`. */
+export interface ConfigIssue {
+  /** The config file, or `<built-in>` for the embedded default. */
+  file: string;
+  line: number;
+  column: number;
+  /** Dotted key path, e.g. `vms[1].pod-cidr`. */
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+/** An invalid config. Holds every problem found, not only the first. */
+export class ConfigError extends DtkError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[], options: Omit<DtkErrorOptions, "exitCode"> = {}) {
+    const first = issues[0];
+    const message = issues.length === 1 && first
+      ? `Invalid config: ${first.message}`
+      : `Invalid config: ${issues.length} problems found`;
+    super(message, {
+      hint: options.hint ?? "Fix the config, then check it with: dtk config check",
+      cause: options.cause,
+      exitCode: ExitCode.usage,
+    });
+    this.issues = issues;
+  }
+}
+
+/** The host lacks something dtk needs; raised before anything is touched. */
+export class PrerequisiteError extends DtkError {
+  constructor(message: string, options: Omit<DtkErrorOptions, "exitCode"> = {}) {
+    super(message, { ...options, exitCode: ExitCode.prerequisite });
+  }
+}
+
+/** Bytes that do not match the expected hash or size. */
+export class IntegrityError extends DtkError {
+  constructor(message: string, options: Omit<DtkErrorOptions, "exitCode"> = {}) {
+    super(message, { ...options, exitCode: ExitCode.integrity });
+  }
+}
+
+/** A bounded wait that expired. The message names what was awaited. */
+export class TimeoutError extends DtkError {
+  /** What was awaited, e.g. `IP address of VM "vm1"`. */
+  readonly awaited: string;
+  readonly timeoutMs: number;
+
+  constructor(awaited: string, options: Omit<DtkErrorOptions, "exitCode"> & { timeoutMs: number }) {
+    super(`Timed out after ${formatDuration(options.timeoutMs)} waiting for ${awaited}`, {
+      hint: options.hint,
+      cause: options.cause,
+      exitCode: ExitCode.timeout,
+    });
+    this.awaited = awaited;
+    this.timeoutMs = options.timeoutMs;
+  }
+}
+
+/** The user pressed Ctrl-C, or dtk was sent SIGTERM. */
+export class InterruptedError extends DtkError {
+  constructor(message = "Interrupted", options: Omit<DtkErrorOptions, "exitCode"> = {}) {
+    super(message, {
+      hint: options.hint ?? "Run the same command again to resume",
+      cause: options.cause,
+      exitCode: ExitCode.interrupted,
+    });
+  }
+}
+
+/** A subprocess that exited non-zero (or could not start). */
+export class CommandError extends DtkError {
+  readonly command: readonly string[];
+  /** Exit code, or `null` when the process was killed or never started. */
+  readonly code: number | null;
+  /** The last lines of the process's stderr (or stdout when stderr was empty). */
+  readonly stderrTail: string;
+
+  constructor(
+    message: string,
+    options: Omit<DtkErrorOptions, "exitCode"> & {
+      command: readonly string[];
+      code: number | null;
+      stderrTail: string;
+    },
+  ) {
+    super(message, { hint: options.hint, cause: options.cause, exitCode: ExitCode.failure });
+    this.command = options.command;
+    this.code = options.code;
+    this.stderrTail = options.stderrTail;
+  }
+}
+
+/** Renders a number of milliseconds as `1.5s`, `2m 3s` or `1h 2m`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${Math.round(s - m * 60)}s`;
+  const h = Math.floor(m / 60);
+  return `${h}h ${m - h * 60}m`;
+}
+
+/** Quotes a value the way Deno's messages do: `"value"`. */
+export function q(value: unknown): string {
+  return JSON.stringify(String(value));
+}
+
+/** The last `lines` non-empty lines of a text, for error messages. */
+export function tail(text: string, lines = 20): string {
+  const all = text.trimEnd().split("\n");
+  return all.slice(Math.max(0, all.length - lines)).join("\n");
+}
