@@ -197,7 +197,8 @@ class Decoder {
             );
             continue;
           }
-          if (pair.value !== null && pair.value !== undefined) this.mark(keyPath, pair.value);
+          // Scalars point at the value; maps and lists at their key, which is easier to find.
+          if (isScalar(pair.value)) this.mark(keyPath, pair.value);
           values.set(key, pair.value);
         }
       }
