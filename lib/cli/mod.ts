@@ -10,6 +10,8 @@ import type { CliContext } from "./context.ts";
 import { registerVersionCommand, VERSION } from "./version.ts";
 import { registerConfigCommands } from "./config.ts";
 import { registerCompletionCommand } from "./completion.ts";
+import { registerStoreCommands } from "./store.ts";
+import { registerAddonsCommands } from "./addons.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -56,6 +58,8 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
 
   registerVersionCommand(program, ctx);
   registerConfigCommands(program, ctx);
+  registerStoreCommands(program as unknown as Command, ctx);
+  registerAddonsCommands(program as unknown as Command, ctx);
   registerCompletionCommand(program, ctx);
 
   // Subcommands inherit the output settings and exit override.

@@ -1,0 +1,243 @@
+/**
+ * Store upkeep: verify (full rehash), gc (keep what roots need), add, export and import.
+ *
+ * @module
+ */
+import { basename, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { DtkError, IntegrityError, q } from "../lib/errors/mod.ts";
+import { writeFileAtomic } from "../lib/fs/mod.ts";
+import { ensureObject } from "./_download.ts";
+import type { DownloadOptions } from "./_download.ts";
+import { formatHash, hashFile } from "./_hash.ts";
+import type { ObjectStore } from "./_objects.ts";
+import { artifactFileName, artifactHex, readLock, writeLock } from "./lockfile.ts";
+import type { Lockfile } from "./lockfile.ts";
+
+export interface VerifyEntry {
+  hex: string;
+  names: string[];
+  status: "ok" | "corrupt" | "missing" | "repaired";
+  actual?: string;
+  size?: number;
+}
+
+/**
+ * Rehashes objects. A corrupt object is removed when `repair` is set, then fetched again from the
+ * URLs its metadata records and the mirrors.
+ */
+export async function verifyObjects(
+  store: ObjectStore,
+  hexes: readonly string[],
+  options: { repair?: boolean; download?: DownloadOptions; onBytes?: (n: number) => void } = {},
+): Promise<VerifyEntry[]> {
+  const out: VerifyEntry[] = [];
+  for (const hex of hexes) {
+    const meta = await store.readMeta(hex);
+    const names = meta?.names ?? [];
+    let actual: { hash: string; size: number };
+    try {
+      actual = await hashFile(store.objectPath(hex), { onBytes: options.onBytes });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        out.push({ hex, names, status: "missing" });
+        continue;
+      }
+      throw error;
+    }
+    const info = await Deno.lstat(store.objectPath(hex));
+    const readOnly = ((info.mode ?? 0) & 0o222) === 0;
+    if (actual.hash === hex && readOnly && (meta === undefined || meta.size === actual.size)) {
+      out.push({ hex, names, status: "ok", size: actual.size });
+      continue;
+    }
+    if (!options.repair) {
+      out.push({ hex, names, status: "corrupt", actual: actual.hash, size: actual.size });
+      continue;
+    }
+    const urls = meta?.urls ?? [];
+    await store.remove(hex);
+    await ensureObject(store, {
+      name: names[0] ?? hex.slice(0, 12),
+      hex,
+      size: actual.hash === hex ? actual.size : null,
+      file: names[0] ?? hex,
+      urls,
+    }, options.download);
+    out.push({ hex, names, status: "repaired", actual: actual.hash });
+  }
+  return out;
+}
+
+export interface GcReport {
+  kept: string[];
+  removed: { hex: string; names: string[]; size: number }[];
+  /** Roots whose file no longer exists (unregistered unless dry-run). */
+  staleRoots: string[];
+  /** Abandoned partial downloads removed. */
+  partials: number;
+  bytes: number;
+}
+
+/** Hashes every live root needs. */
+export async function liveHashes(store: ObjectStore): Promise<{
+  live: Map<string, string[]>;
+  stale: { path: string; file: string }[];
+}> {
+  const live = new Map<string, string[]>();
+  const stale: { path: string; file: string }[] = [];
+  for (const { record, file } of await store.roots()) {
+    let lock: Lockfile | undefined;
+    try {
+      lock = await readLock(record.path);
+    } catch {
+      // An unreadable lock still protects nothing we can name; keep the root, keep going.
+      continue;
+    }
+    if (lock === undefined) {
+      stale.push({ path: record.path, file });
+      continue;
+    }
+    for (const artifact of Object.values(lock.artifacts)) {
+      const hex = artifactHex(artifact);
+      live.set(hex, [...(live.get(hex) ?? []), record.path]);
+    }
+  }
+  return { live, stale };
+}
+
+/** Removes objects no root needs, stale roots, and partial downloads older than a day. */
+export async function gcStore(
+  store: ObjectStore,
+  options: { dryRun?: boolean; partialAgeMs?: number } = {},
+): Promise<GcReport> {
+  await store.init();
+  const { live, stale } = await liveHashes(store);
+  const report: GcReport = { kept: [], removed: [], staleRoots: [], partials: 0, bytes: 0 };
+  for (const hex of await store.list()) {
+    if (live.has(hex)) {
+      report.kept.push(hex);
+      continue;
+    }
+    const size = await store.size(hex).catch(() => 0);
+    const names = (await store.readMeta(hex))?.names ?? [];
+    report.removed.push({ hex, names, size });
+    report.bytes += size;
+    if (!options.dryRun) {
+      await store.withLock(hex, () => store.remove(hex), { stallMs: 60_000 });
+    }
+  }
+  for (const root of stale) {
+    report.staleRoots.push(root.path);
+    if (!options.dryRun) await Deno.remove(root.file).catch(() => {});
+  }
+  const maxAge = options.partialAgeMs ?? 24 * 3600_000;
+  const tmp = join(store.dir, "tmp");
+  for await (const entry of Deno.readDir(tmp)) {
+    const path = join(tmp, entry.name);
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (info?.mtime && Date.now() - info.mtime.getTime() > maxAge) {
+      report.partials++;
+      if (!options.dryRun) await Deno.remove(path).catch(() => {});
+    }
+  }
+  return report;
+}
+
+/** Puts a local file into the store; returns its hash and size. */
+export async function addFile(
+  store: ObjectStore,
+  path: string,
+  options: { name?: string; expected?: string } = {},
+): Promise<{ hex: string; size: number; status: "added" | "present" }> {
+  const { hash: hex, size } = await hashFile(path);
+  if (options.expected !== undefined && options.expected !== hex) {
+    throw new IntegrityError(
+      `${q(path)} does not match: expected ${formatHash(options.expected)}, got ${formatHash(hex)}`,
+      { hint: "Check that it is the right file" },
+    );
+  }
+  const name = options.name ?? basename(path);
+  const url = pathToFileURL(resolve(path)).href;
+  const result = await ensureObject(store, { name, hex, size, file: name, urls: [url] }, {
+    attempts: 1,
+  });
+  return { hex, size, status: result.status === "fetched" ? "added" : "present" };
+}
+
+/** Copies the objects a lock needs, and the lock, to `dir/sha256/<hex>` and `dir/dtk.lock`. */
+export async function exportLock(
+  store: ObjectStore,
+  lock: Lockfile,
+  dir: string,
+): Promise<{ objects: number; bytes: number; missing: string[] }> {
+  const missing: string[] = [];
+  for (const [name, artifact] of Object.entries(lock.artifacts)) {
+    if (await store.check(artifactHex(artifact), artifact.size) !== "present") missing.push(name);
+  }
+  if (missing.length > 0) {
+    throw new DtkError(
+      `Cannot export: ${missing.length} artifact(s) are not in the store: ${missing.join(", ")}`,
+      {
+        hint: "Fetch them first with: dtk fetch",
+      },
+    );
+  }
+  await Deno.mkdir(join(dir, "sha256"), { recursive: true });
+  let objects = 0;
+  let bytes = 0;
+  for (const artifact of Object.values(lock.artifacts)) {
+    const hex = artifactHex(artifact);
+    const target = join(dir, "sha256", hex);
+    const have = await Deno.stat(target).then((s) => s.size, () => -1);
+    const size = await store.size(hex);
+    if (have === size) continue;
+    const temp = `${target}.tmp-${Deno.pid}`;
+    await Deno.copyFile(store.objectPath(hex), temp);
+    await Deno.chmod(temp, 0o644);
+    const f = await Deno.open(temp, { read: true, write: true });
+    await f.sync();
+    f.close();
+    await Deno.rename(temp, target);
+    objects++;
+    bytes += size;
+  }
+  await writeLock(join(dir, "dtk.lock"), lock);
+  await writeFileAtomic(
+    join(dir, "README.txt"),
+    "dtk export: objects by sha256 and the lock that names them.\n" +
+      "On the other machine: dtk store import <this folder>, or use it as a mirror: dtk fetch --mirror <this folder>\n",
+  );
+  return { objects, bytes, missing };
+}
+
+/**
+ * Imports the objects of `dir/dtk.lock` from `dir` (verified on the way in) and returns the lock.
+ */
+export async function importDir(
+  store: ObjectStore,
+  dir: string,
+  options: { onProgress?: DownloadOptions["onProgress"] } = {},
+): Promise<{ lock: Lockfile; imported: number; present: number }> {
+  const lock = await readLock(join(dir, "dtk.lock"));
+  if (lock === undefined) {
+    throw new DtkError(`${q(dir)} has no dtk.lock`, {
+      hint: "Create the folder with: dtk store export DIR",
+    });
+  }
+  let imported = 0;
+  let present = 0;
+  for (const [name, artifact] of Object.entries(lock.artifacts)) {
+    const result = await ensureObject(store, {
+      name,
+      hex: artifactHex(artifact),
+      size: artifact.size,
+      file: artifactFileName(name, artifact),
+      urls: [],
+      version: artifact.version,
+    }, { mirrors: [dir], attempts: 1, onProgress: options.onProgress });
+    if (result.status === "fetched") imported++;
+    else present++;
+  }
+  return { lock, imported, present };
+}

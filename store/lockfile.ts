@@ -1,0 +1,228 @@
+/**
+ * `dtk.lock`: what a config asked for (`requested`) kept apart from what it resolved to
+ * (`artifacts`: exact URLs, sha256, size, and where the hash came from). JSON, 2-space indent,
+ * keys sorted, trailing newline, so that the same inputs always give the same bytes.
+ *
+ * @module
+ */
+import { basename } from "node:path";
+import type { ArtifactArch, ArtifactKind } from "../lib/catalog/mod.ts";
+import { ARTIFACT_KINDS } from "../lib/catalog/mod.ts";
+import { DtkError, ExitCode, q } from "../lib/errors/mod.ts";
+import { writeFileAtomic } from "../lib/fs/mod.ts";
+import { formatHash, parseHash } from "./_hash.ts";
+
+export const LOCK_VERSION = 1;
+
+/** Where an artifact's hash came from. */
+export type HashSource = "pinned" | "publisher" | "computed";
+const HASH_SOURCES: readonly HashSource[] = ["pinned", "publisher", "computed"];
+
+/** One resolved artifact. */
+export interface LockArtifact {
+  version: string;
+  kind: ArtifactKind;
+  arch: ArtifactArch;
+  /** Upstream URLs, tried in order after the mirrors. May be empty when mirrors hold it. */
+  urls: string[];
+  /** `sha256:<64 hex>`. */
+  hash: string;
+  /** Bytes, or `null` when not known before the first download. */
+  size: number | null;
+  source: HashSource;
+  /** File name for mirror lookups and on the nodes; default: the last segment of the first URL. */
+  file?: string;
+  /** The publisher file the hash was read from (`source: publisher`). */
+  checksumUrl?: string;
+}
+
+/** What the config asked for: the inputs `dtk lock --update` re-resolves from. */
+export interface LockRequest {
+  arch: string;
+  virt: string;
+  linux: string;
+  createTemplate: boolean;
+  templateSource: string;
+  versions: Record<string, string>;
+  /** Enabled add-ons → the chart version asked for (`default` when not overridden). */
+  addons: Record<string, string>;
+}
+
+export interface Lockfile {
+  version: typeof LOCK_VERSION;
+  requested?: LockRequest;
+  artifacts: Record<string, LockArtifact>;
+}
+
+/** Lock names and file names: no separators, no `..`, nothing hidden. */
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+@-]{0,199}$/;
+
+/** True when `name` is safe as a single path segment. */
+export function isSafeName(name: string): boolean {
+  return SAFE_NAME.test(name) && !name.includes("..");
+}
+
+/** The file name of an artifact: `file`, else the last segment of its first URL, else its name. */
+export function artifactFileName(
+  name: string,
+  artifact: Pick<LockArtifact, "file" | "urls">,
+): string {
+  if (artifact.file) return artifact.file;
+  const first = artifact.urls[0];
+  if (first !== undefined) {
+    let candidate = basename(first.replace(/[?#].*$/, ""));
+    if (first.startsWith("oci://")) {
+      const m = /\/([^/:]+):([^/:]+)$/.exec(first);
+      if (m) candidate = `${m[1]}-${m[2]}.tgz`;
+    }
+    if (isSafeName(candidate)) return candidate;
+  }
+  return name;
+}
+
+/** The 64 hex digits of an artifact's hash. */
+export function artifactHex(artifact: Pick<LockArtifact, "hash">): string {
+  const hex = parseHash(artifact.hash);
+  if (hex === undefined) throw new DtkError(`Invalid hash ${q(artifact.hash)}`);
+  return hex;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** The canonical text of a lock. */
+export function serializeLock(lock: Lockfile): string {
+  return JSON.stringify(sortKeys(lock), null, 2) + "\n";
+}
+
+function lockError(path: string, message: string): DtkError {
+  return new DtkError(`Invalid lock file ${q(path)}: ${message}`, {
+    exitCode: ExitCode.usage,
+    hint: "Fix it by hand, or regenerate it with: dtk lock --update",
+  });
+}
+
+/**
+ * Validates a parsed lock. Hand-written locks need only `urls` (or a mirror) and `hash` per
+ * artifact; the other fields get defaults. Hashes in any accepted spelling become `sha256:<hex>`.
+ */
+export function parseLock(data: unknown, path = "dtk.lock"): Lockfile {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw lockError(path, "expected a JSON object");
+  }
+  const obj = data as Record<string, unknown>;
+  if (obj.version !== undefined && obj.version !== LOCK_VERSION) {
+    throw lockError(path, `unsupported version ${q(obj.version)} (this dtk reads version 1)`);
+  }
+  const raw = obj.artifacts;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw lockError(path, `"artifacts" must be an object of name → artifact`);
+  }
+  const artifacts: Record<string, LockArtifact> = {};
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (!isSafeName(name)) {
+      throw lockError(path, `artifact name ${q(name)} is not a plain file name`);
+    }
+    artifacts[name] = parseArtifact(path, name, value);
+  }
+  const lock: Lockfile = { version: LOCK_VERSION, artifacts };
+  if (obj.requested !== undefined) lock.requested = obj.requested as LockRequest;
+  return lock;
+}
+
+function parseArtifact(path: string, name: string, value: unknown): LockArtifact {
+  const at = `artifact ${q(name)}`;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw lockError(path, `${at} must be an object`);
+  }
+  const a = value as Record<string, unknown>;
+  const hash = typeof a.hash === "string" ? parseHash(a.hash) : undefined;
+  if (hash === undefined) {
+    throw lockError(path, `${at} needs "hash": "sha256:<64 hex digits>" (got ${q(a.hash)})`);
+  }
+  const urls = a.urls ?? [];
+  if (!Array.isArray(urls) || urls.some((u) => typeof u !== "string")) {
+    throw lockError(path, `${at}: "urls" must be a list of strings`);
+  }
+  for (const u of urls as string[]) {
+    if (!/^(https?|file|oci):\/\//.test(u)) {
+      throw lockError(path, `${at}: URL ${q(u)} is not http(s)://, file:// or oci://`);
+    }
+  }
+  const size = a.size ?? null;
+  if (size !== null && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) {
+    throw lockError(path, `${at}: "size" must be a byte count or null`);
+  }
+  const kind = a.kind ?? "binary";
+  if (!ARTIFACT_KINDS.includes(kind as ArtifactKind)) {
+    throw lockError(path, `${at}: unknown kind ${q(kind)} (one of ${ARTIFACT_KINDS.join(", ")})`);
+  }
+  const source = a.source ?? "pinned";
+  if (!HASH_SOURCES.includes(source as HashSource)) {
+    throw lockError(path, `${at}: unknown source ${q(source)} (one of ${HASH_SOURCES.join(", ")})`);
+  }
+  const arch = a.arch ?? "noarch";
+  if (!["amd64", "arm64", "noarch"].includes(arch as string)) {
+    throw lockError(path, `${at}: unknown arch ${q(arch)}`);
+  }
+  if (a.file !== undefined && (typeof a.file !== "string" || !isSafeName(a.file))) {
+    throw lockError(path, `${at}: "file" must be a plain file name (got ${q(a.file)})`);
+  }
+  const artifact: LockArtifact = {
+    version: typeof a.version === "string" ? a.version : "",
+    kind: kind as ArtifactKind,
+    arch: arch as ArtifactArch,
+    urls: urls as string[],
+    hash: formatHash(hash),
+    size: size as number | null,
+    source: source as HashSource,
+  };
+  if (typeof a.file === "string") artifact.file = a.file;
+  if (typeof a.checksumUrl === "string") artifact.checksumUrl = a.checksumUrl;
+  return artifact;
+}
+
+/** Reads and validates a lock file; `undefined` when it does not exist. */
+export async function readLock(path: string): Promise<Lockfile | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw lockError(path, `not JSON (${(error as Error).message})`);
+  }
+  return parseLock(data, path);
+}
+
+/** Like `readLock`, but a missing file is an error saying how to make one. */
+export async function requireLock(path: string): Promise<Lockfile> {
+  const lock = await readLock(path);
+  if (lock === undefined) {
+    throw new DtkError(`Lock file ${q(path)} does not exist`, {
+      exitCode: ExitCode.usage,
+      hint: "Create it with: dtk lock",
+    });
+  }
+  return lock;
+}
+
+/** Writes a lock atomically in its canonical form. */
+export async function writeLock(path: string, lock: Lockfile): Promise<void> {
+  await writeFileAtomic(path, serializeLock(lock));
+}
