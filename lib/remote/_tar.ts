@@ -1,0 +1,97 @@
+/**
+ * A minimal ustar writer: regular files only, enough to ship many small files to a node in one
+ * ssh round trip (`tar -x` there).
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+export interface TarEntry {
+  /** Relative path inside the archive (no leading `/`). */
+  name: string;
+  data: Uint8Array;
+  mode: number;
+}
+
+function field(block: Uint8Array, offset: number, length: number, value: string): void {
+  const bytes = encoder.encode(value);
+  if (bytes.length > length) throw new RangeError(`tar field too long: ${value}`);
+  block.set(bytes, offset);
+}
+
+function octalField(value: number, length: number): string {
+  return `${value.toString(8).padStart(length - 1, "0")}\0`;
+}
+
+/** Splits a path into ustar `prefix` (≤155 bytes) and `name` (≤100 bytes) at a `/`. */
+function splitName(path: string): [string, string] | undefined {
+  if (encoder.encode(path).length <= 100) return ["", path];
+  for (let i = path.length - 1; i > 0; i--) {
+    if (path[i] !== "/") continue;
+    const prefix = path.slice(0, i);
+    const name = path.slice(i + 1);
+    if (encoder.encode(prefix).length <= 155 && encoder.encode(name).length <= 100) {
+      return [prefix, name];
+    }
+  }
+  return undefined;
+}
+
+/** A PAX record `"<len> path=<value>\n"`, where len counts the whole record. */
+function paxRecord(key: string, value: string): Uint8Array {
+  const body = ` ${key}=${value}\n`;
+  let length = encoder.encode(body).length;
+  while (`${length}${body}`.length !== length) length = encoder.encode(`${length}${body}`).length;
+  return encoder.encode(`${length}${body}`);
+}
+
+function header(entry: TarEntry, mtime: number, type = "0"): Uint8Array {
+  const block = new Uint8Array(512);
+  const [prefix, name] = splitName(entry.name) ?? ["", entry.name.slice(-99)];
+  field(block, 0, 100, name);
+  field(block, 100, 8, octalField(entry.mode & 0o7777, 8));
+  field(block, 108, 8, octalField(0, 8));
+  field(block, 116, 8, octalField(0, 8));
+  field(block, 124, 12, octalField(entry.data.length, 12));
+  field(block, 136, 12, octalField(mtime, 12));
+  block.fill(0x20, 148, 156);
+  field(block, 156, 1, type);
+  field(block, 257, 6, "ustar\0");
+  field(block, 263, 2, "00");
+  field(block, 265, 32, "root");
+  field(block, 297, 32, "root");
+  field(block, 345, 155, prefix);
+  const sum = block.reduce((a, b) => a + b, 0);
+  field(block, 148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
+  return block;
+}
+
+/** The archive of `entries`, ending with the two zero blocks. */
+export function tarArchive(
+  entries: readonly TarEntry[],
+  mtime = Math.floor(Date.now() / 1000),
+): Uint8Array {
+  // Names beyond ustar's 255 bytes go into a PAX extended header before the entry.
+  const blocks: { header: Uint8Array; data: Uint8Array }[] = [];
+  for (const entry of entries) {
+    if (splitName(entry.name) === undefined) {
+      const data = paxRecord("path", entry.name);
+      blocks.push({
+        header: header({ name: "PaxHeader", data, mode: 0o644 }, mtime, "x"),
+        data,
+      });
+    }
+    blocks.push({ header: header(entry, mtime), data: entry.data });
+  }
+  const size = blocks.reduce((n, b) => n + 512 + Math.ceil(b.data.length / 512) * 512, 1024);
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const block of blocks) {
+    out.set(block.header, offset);
+    offset += 512;
+    out.set(block.data, offset);
+    offset += Math.ceil(block.data.length / 512) * 512;
+  }
+  return out;
+}

@@ -1,0 +1,89 @@
+/**
+ * What differs between Kubernetes and containerd versions, decided in one place (as kubeadm
+ * does per minor version): flags that appeared or disappeared, config API versions.
+ *
+ * @module
+ */
+import { ConfigError, q } from "../errors/mod.ts";
+
+export interface Semver {
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+/** Parses `v1.35.0`, `1.20.2`, `1.6.20~ds1` (only the numeric head counts). */
+export function parseVersion(version: string, what: string): Semver {
+  const match = version.trim().match(/^v?(\d+)\.(\d+)(?:\.(\d+))?/);
+  if (!match) {
+    throw new ConfigError([{
+      file: "<config>",
+      line: 0,
+      column: 0,
+      path: `versions.${what}`,
+      message: `Version ${q(version)} of ${what} is not a version number`,
+      hint: "Write it as MAJOR.MINOR.PATCH, e.g. v1.35.0",
+    }]);
+  }
+  return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3] ?? 0) };
+}
+
+/** Oldest Kubernetes minor dtk renders for; older flags and config APIs are not modelled. */
+export const OLDEST_KUBERNETES_MINOR = 20;
+
+/** The version-dependent choices for one Kubernetes version. */
+export interface KubeFeatures {
+  version: Semver;
+  /** `--insecure-port=0` is still accepted (removed in 1.24); it closes the plain-HTTP port. */
+  insecurePortFlag: boolean;
+  /** The runtime endpoint is a KubeletConfiguration field (1.27+), else kubelet flags. */
+  runtimeEndpointInConfig: boolean;
+  /** `--container-runtime=remote` still exists (removed in 1.27). */
+  containerRuntimeFlag: boolean;
+  /** `kubescheduler.config.k8s.io/<this>`. */
+  schedulerConfigApi: string;
+}
+
+export function kubeFeatures(version: string): KubeFeatures {
+  const v = parseVersion(version, "kubernetes");
+  if (v.major !== 1 || v.minor < OLDEST_KUBERNETES_MINOR) {
+    throw new ConfigError([{
+      file: "<config>",
+      line: 0,
+      column: 0,
+      path: "versions.kubernetes",
+      message: `Kubernetes ${q(version)} is older than dtk supports`,
+      hint: `Use Kubernetes 1.${OLDEST_KUBERNETES_MINOR} or newer`,
+    }]);
+  }
+  const m = v.minor;
+  return {
+    version: v,
+    insecurePortFlag: m < 24,
+    runtimeEndpointInConfig: m >= 27,
+    containerRuntimeFlag: m < 27,
+    schedulerConfigApi: m >= 25 ? "v1" : m >= 23 ? "v1beta3" : m === 22 ? "v1beta2" : "v1beta1",
+  };
+}
+
+/** The version-dependent choices for one containerd version. */
+export interface ContainerdFeatures {
+  version: Semver;
+  /** Config file schema: 3 for containerd 2.x, 2 for 1.x. */
+  configVersion: 2 | 3;
+  /** `bin_dirs` (2.1+) instead of `bin_dir`. */
+  cniBinDirs: boolean;
+  /** `enable_cdi` exists (1.7+). */
+  cdi: boolean;
+}
+
+export function containerdFeatures(version: string): ContainerdFeatures {
+  const v = parseVersion(version, "containerd");
+  const two = v.major >= 2;
+  return {
+    version: v,
+    configVersion: two ? 3 : 2,
+    cniBinDirs: v.major > 2 || (two && v.minor >= 1),
+    cdi: two || v.minor >= 7,
+  };
+}

@@ -1,0 +1,359 @@
+import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { type Config, defaultConfig } from "../../lib/config/mod.ts";
+import { DtkError } from "../../lib/errors/mod.ts";
+import {
+  NODE_PATHS,
+  octal,
+  renderApiserverRbac,
+  type RenderInput,
+  type RenderNode,
+  renderNode,
+  renderStep,
+  type StepFiles,
+  stepsForNode,
+  updateEnvironment,
+  updateHosts,
+} from "../../lib/render/mod.ts";
+import { assertGolden } from "./_golden.ts";
+
+const NODES: RenderNode[] = [
+  { name: "vm1", ip: "192.168.122.11", podCidr: "10.200.0.0/24" },
+  { name: "vm2", ip: "192.168.122.12", podCidr: "10.200.1.0/24" },
+  { name: "vm3", ip: "192.168.122.13", podCidr: "10.200.2.0/24" },
+];
+
+const BASE = defaultConfig({ dir: "/nonexistent" });
+
+function variant(patch: {
+  k8s?: Partial<Config["k8s"]>;
+  versions?: Partial<Config["versions"]>;
+}): Config {
+  return {
+    ...BASE,
+    k8s: { ...BASE.k8s, ...patch.k8s },
+    versions: { ...BASE.versions, ...patch.versions },
+  };
+}
+
+/** The versions that run in the test harness (Debian 12 packages, Kubernetes built from source). */
+const HARNESS_VERSIONS = { kubernetes: "v1.20.2", containerd: "1.6.20", etcd: "v3.4.23" };
+
+const ALL = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kube-proxy",
+] as const;
+
+const CASES: Record<string, Config> = {
+  "v1.35-systemd": BASE,
+  "v1.35-systemd-kube-proxy-mirror": variant({
+    k8s: {
+      kubeProxy: true,
+      containerdMirror: {
+        enabled: true,
+        name: "_default",
+        config:
+          '[host."http://192.168.0.49:8080"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n',
+      },
+    },
+  }),
+  "v1.35-static-all-kube-proxy": variant({
+    k8s: { kubeProxy: true, containerizedCplane: [...ALL] },
+  }),
+  "v1.20-systemd-kube-proxy": variant({ k8s: { kubeProxy: true }, versions: HARNESS_VERSIONS }),
+  "v1.20-static-subset": variant({
+    k8s: { containerizedCplane: ["etcd", "kube-scheduler"] },
+    versions: HARNESS_VERSIONS,
+  }),
+};
+
+function input(config: Config, node: string): RenderInput {
+  return { config, nodes: NODES, node };
+}
+
+/** A reviewable dump of everything a node gets: files, folders, binaries, PKI, units. */
+function dump(steps: StepFiles[]): string {
+  const out: string[] = [];
+  for (const s of steps) {
+    out.push(`##### step ${s.step} (${s.runMode})`);
+    for (const d of s.dirs) out.push(`dir ${d.path} ${octal(d.mode)}`);
+    for (const b of s.binaries) {
+      out.push(
+        b.kind === "file"
+          ? `binary ${b.artifact}${b.member ? `:${b.member}` : ""} -> ${b.dest} ${octal(b.mode)}`
+          : `binaries ${b.artifact}:${b.dir || "."}/* -> ${b.destDir}/ ${octal(b.mode)}`,
+      );
+    }
+    for (const p of s.pki) {
+      const id = "identity" in p.source ? ` ${p.source.identity}` : "";
+      out.push(`pki ${p.source.kind}${id} -> ${p.path} ${octal(p.mode)}`);
+    }
+    if (s.units.length) out.push(`units ${s.units.join(" ")}`);
+    if (s.activate.length) out.push(`activate ${s.activate.join(" && ")}`);
+    for (const f of s.files) {
+      out.push(`=== ${f.path} ${octal(f.mode)} ${f.owner ?? "root"}`, f.content.trimEnd());
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
+
+for (const [name, config] of Object.entries(CASES)) {
+  for (const node of NODES) {
+    Deno.test(`render golden ${name} ${node.name}`, async () => {
+      await assertGolden(
+        join("render", name, `${node.name}.txt`),
+        dump(renderNode(input(config, node.name))),
+      );
+    });
+  }
+}
+
+function allFiles(config: Config) {
+  return NODES.flatMap((n) => renderNode(input(config, n.name)).flatMap((s) => s.files));
+}
+
+function file(config: Config, node: string, path: string): string {
+  const found = renderNode(input(config, node)).flatMap((s) => s.files).find((f) =>
+    f.path === path
+  );
+  ok(found, `no ${path} on ${node}`);
+  return found.content;
+}
+
+Deno.test("render: every YAML and JSON output parses", () => {
+  let yamlCount = 0;
+  let jsonCount = 0;
+  for (const config of Object.values(CASES)) {
+    for (const f of allFiles(config)) {
+      if (f.path.endsWith(".yaml")) {
+        for (const doc of parseAllDocuments(f.content)) {
+          if (!("errors" in doc)) throw new Error(`${f.path}: not a document`);
+          deepStrictEqual(doc.errors, [], f.path);
+          ok(doc.toJS() !== null, `${f.path} is empty`);
+        }
+        yamlCount++;
+      }
+      if (f.path.endsWith(".conflist")) {
+        const parsed = JSON.parse(f.content);
+        equal(parsed.plugins[0].type, "bridge");
+        jsonCount++;
+      }
+    }
+  }
+  ok(yamlCount > 20 && jsonCount > 10, `${yamlCount} YAML, ${jsonCount} JSON files checked`);
+  const rbac = parseAllDocuments(renderApiserverRbac()).map((d) => {
+    if (!("errors" in d)) throw new Error("not a document");
+    return d.toJS();
+  });
+  deepStrictEqual(rbac.map((d) => d.kind), ["ClusterRole", "ClusterRoleBinding"]);
+  equal(rbac[1].subjects[0].name, "kubernetes");
+  equal(rbac[1].roleRef.name, rbac[0].metadata.name);
+});
+
+Deno.test("render: the CNI conflist uses each node's own pod CIDR", () => {
+  for (const node of NODES) {
+    const conf = JSON.parse(file(BASE, node.name, NODE_PATHS.cniConflist));
+    deepStrictEqual(conf.plugins[0].ipam.ranges, [[{ subnet: node.podCidr }]]);
+  }
+});
+
+Deno.test("render: service CIDR, DNS IP, cluster domain and cluster CIDR come from config", () => {
+  const config = variant({
+    k8s: {
+      serviceCidr: "10.96.0.0/16",
+      clusterDns: "10.96.0.10",
+      clusterDomain: "corp.internal",
+      clusterCidr: "10.244.0.0/16",
+      kubeProxy: true,
+    },
+  });
+  const text = allFiles(config).map((f) => f.content).join("\n");
+  ok(!text.includes("10.32.0"), "a hard-coded 10.32.0.x address leaked");
+  ok(!text.includes("cluster.local"), "a hard-coded cluster.local leaked");
+  const kubelet = parseAllDocuments(file(config, "vm2", NODE_PATHS.kubeletConfig))[0];
+  if (!kubelet || !("toJS" in kubelet)) throw new Error("no kubelet config");
+  deepStrictEqual(kubelet.toJS().clusterDNS, ["10.96.0.10"]);
+  equal(kubelet.toJS().clusterDomain, "corp.internal");
+  const proxy = parseAllDocuments(file(config, "vm3", NODE_PATHS.kubeProxyConfig))[0];
+  if (!proxy || !("toJS" in proxy)) throw new Error("no kube-proxy config");
+  equal(proxy.toJS().clusterCIDR, "10.244.0.0/16");
+  const apiserver = file(config, "vm1", "/etc/systemd/system/kube-apiserver.service");
+  match(apiserver, /--service-cluster-ip-range=10\.96\.0\.0\/16 /);
+  const kcm = file(config, "vm1", "/etc/systemd/system/kube-controller-manager.service");
+  match(kcm, /--cluster-cidr=10\.244\.0\.0\/16 /);
+  match(kcm, /--service-cluster-ip-range=10\.96\.0\.0\/16 /);
+});
+
+Deno.test("render: etcd metrics listen on 2381 on the node IP and loopback", () => {
+  for (const config of [BASE, CASES["v1.35-static-all-kube-proxy"]!]) {
+    const etcd = allFiles(config).find((f) => f.path.includes("etcd."))?.content ?? "";
+    match(etcd, /--listen-metrics-urls=http:\/\/192\.168\.122\.11:2381,http:\/\/127\.0\.0\.1:2381/);
+    ok(!etcd.includes("2331"));
+  }
+});
+
+Deno.test("render: containerd's cgroup driver matches the kubelet's", () => {
+  for (const [name, config] of Object.entries(CASES)) {
+    match(file(config, "vm2", NODE_PATHS.containerdConfig), /SystemdCgroup = true/, name);
+    match(file(config, "vm2", NODE_PATHS.kubeletConfig), /cgroupDriver: systemd/, name);
+  }
+  const harness = {
+    ...input(CASES["v1.20-systemd-kube-proxy"]!, "vm2"),
+    overrides: { cgroupDriver: "cgroupfs" as const },
+  };
+  const files = renderNode(harness).flatMap((s) => s.files);
+  match(
+    files.find((f) => f.path === NODE_PATHS.containerdConfig)!.content,
+    /SystemdCgroup = false/,
+  );
+  match(files.find((f) => f.path === NODE_PATHS.kubeletConfig)!.content, /cgroupDriver: cgroupfs/);
+});
+
+Deno.test("render: containerd config schema follows the containerd major version", () => {
+  const v3 = file(BASE, "vm1", NODE_PATHS.containerdConfig);
+  match(v3, /^version = 3$/m);
+  match(v3, /io\.containerd\.cri\.v1\.runtime/);
+  match(v3, /bin_dirs = \["\/opt\/cni\/bin"\]/);
+  match(v3, /sandbox = "registry\.k8s\.io\/pause:3\.10"/);
+  match(v3, /config_path = "\/etc\/containerd\/certs\.d"/);
+  const v2 = file(CASES["v1.20-static-subset"]!, "vm1", NODE_PATHS.containerdConfig);
+  match(v2, /^version = 2$/m);
+  match(v2, /io\.containerd\.grpc\.v1\.cri/);
+  match(v2, /bin_dir = "\/opt\/cni\/bin"/);
+  ok(!v2.includes("enable_cdi"), "containerd 1.6 has no enable_cdi");
+  match(v2, /sandbox_image = "registry\.k8s\.io\/pause:3\.10"/);
+});
+
+Deno.test("render: flags and config APIs follow the Kubernetes minor version", () => {
+  const now = CASES["v1.35-systemd-kube-proxy-mirror"]!;
+  const old = CASES["v1.20-systemd-kube-proxy"]!;
+  const unit = (c: Config, name: string) => file(c, "vm1", `/etc/systemd/system/${name}.service`);
+  // kubelet: the runtime endpoint moved from flags into the config in 1.27.
+  ok(!unit(now, "kubelet").includes("--container-runtime"));
+  match(
+    file(now, "vm1", NODE_PATHS.kubeletConfig),
+    /containerRuntimeEndpoint: unix:\/\/\/run\/containerd\/containerd\.sock/,
+  );
+  match(unit(old, "kubelet"), /--container-runtime=remote/);
+  match(
+    unit(old, "kubelet"),
+    /--container-runtime-endpoint=unix:\/\/\/run\/containerd\/containerd\.sock/,
+  );
+  ok(!file(old, "vm1", NODE_PATHS.kubeletConfig).includes("containerRuntimeEndpoint"));
+  // apiserver: --insecure-port was removed in 1.24.
+  ok(!unit(now, "kube-apiserver").includes("insecure-port"));
+  match(unit(old, "kube-apiserver"), /--insecure-port=0/);
+  match(file(now, "vm1", NODE_PATHS.schedulerConfig), /kubescheduler\.config\.k8s\.io\/v1\n/);
+  match(file(old, "vm1", NODE_PATHS.schedulerConfig), /kubescheduler\.config\.k8s\.io\/v1beta1\n/);
+  throws(
+    () => renderNode(input(variant({ versions: { kubernetes: "v1.19.0" } }), "vm1")),
+    /older than dtk supports/,
+  );
+});
+
+Deno.test("render: static-pod mode covers exactly the chosen components", () => {
+  const config = CASES["v1.20-static-subset"]!;
+  const steps = renderNode(input(config, "vm1"));
+  const paths = steps.flatMap((s) => s.files.map((f) => f.path));
+  ok(paths.includes(`${NODE_PATHS.staticPods}/etcd.yaml`));
+  ok(paths.includes(`${NODE_PATHS.staticPods}/kube-scheduler.yaml`));
+  ok(paths.includes("/etc/systemd/system/kube-apiserver.service"));
+  ok(paths.includes("/etc/systemd/system/kube-controller-manager.service"));
+  ok(!paths.includes("/etc/systemd/system/etcd.service"));
+  ok(!paths.includes("/etc/systemd/system/kube-scheduler.service"));
+  const byStep = Object.fromEntries(steps.map((s) => [s.step, s]));
+  deepStrictEqual(byStep["kube-scheduler"]?.binaries, []);
+  deepStrictEqual(byStep["kube-scheduler"]?.units, []);
+  deepStrictEqual(byStep["etcd"]?.binaries.map((b) => b.kind === "file" ? b.member : ""), [
+    "etcd-v3.4.23-linux-amd64/etcd",
+    "etcd-v3.4.23-linux-amd64/etcdctl",
+  ]);
+  deepStrictEqual(byStep["kube-apiserver"]?.units, ["kube-apiserver.service"]);
+  const pod = parseAllDocuments(file(config, "vm1", `${NODE_PATHS.staticPods}/etcd.yaml`))[0];
+  if (!pod || !("toJS" in pod)) throw new Error("no etcd pod");
+  equal(pod.toJS().spec.containers[0].image, "quay.io/coreos/etcd:v3.4.23");
+  equal(pod.toJS().spec.hostNetwork, true);
+});
+
+Deno.test("render: workers get no control plane; kube-proxy only when enabled", () => {
+  deepStrictEqual(stepsForNode(input(BASE, "vm2")), [
+    "sysctl",
+    "containerd",
+    "crictl",
+    "cni",
+    "kubelet",
+  ]);
+  deepStrictEqual(stepsForNode(input(CASES["v1.35-static-all-kube-proxy"]!, "vm1")), [
+    "sysctl",
+    "containerd",
+    "crictl",
+    "cni",
+    "kubelet",
+    "kube-proxy",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+  ]);
+  throws(() => renderStep("etcd", input(BASE, "vm2")), /does not run on node "vm2"/);
+  throws(
+    () => renderStep("kube-proxy", input(BASE, "vm1")),
+    (e: unknown) => e instanceof DtkError && /kube-proxy: true/.test(e.hint ?? ""),
+  );
+  throws(() => renderNode(input(BASE, "vm9")), /"vm9" is not one of the cluster's nodes/);
+});
+
+Deno.test("render: secrets are placed 0600 and every path is absolute", () => {
+  for (const config of Object.values(CASES)) {
+    for (const node of NODES) {
+      for (const s of renderNode(input(config, node.name))) {
+        for (const p of s.pki) {
+          ok(p.path.startsWith("/"));
+          if (
+            p.source.kind === "key" || p.source.kind === "kubeconfig" ||
+            p.source.kind === "ca-key" ||
+            p.source.kind === "encryption-config" || p.source.kind === "static-token"
+          ) {
+            equal(p.mode, 0o600, `${p.path} must be 0600`);
+          }
+        }
+        for (const f of s.files) ok(f.path.startsWith("/") && f.content.endsWith("\n"), f.path);
+      }
+    }
+  }
+});
+
+Deno.test("updateHosts: one managed block, idempotent, drops the original's duplicates", () => {
+  const original = "127.0.0.1 localhost\n127.0.1.1 vm1\n192.168.122.11 vm1\n192.168.122.11   vm1\n";
+  const once = updateHosts(original, NODES);
+  equal(
+    once,
+    "127.0.0.1 localhost\n127.0.1.1 vm1\n" +
+      "# BEGIN desktop-kubernetes nodes (managed by dtk, do not edit)\n" +
+      "192.168.122.11 vm1\n192.168.122.12 vm2\n192.168.122.13 vm3\n" +
+      "# END desktop-kubernetes nodes\n",
+  );
+  equal(updateHosts(once, NODES), once);
+  const moved = updateHosts(once, [{ name: "vm1", ip: "10.1.1.1" }]);
+  equal(moved.match(/BEGIN desktop-kubernetes/g)?.length, 1);
+  ok(moved.includes("10.1.1.1 vm1\n") && !moved.includes("vm2"));
+  equal(updateHosts("", NODES.slice(0, 1)).split("\n")[1], "192.168.122.11 vm1");
+});
+
+Deno.test("updateEnvironment: sets the containerd variables once", () => {
+  const current = 'PATH="/usr/bin"\nCONTAINERD_NAMESPACE=default\nCONTAINERD_NAMESPACE=other\n';
+  const once = updateEnvironment(current);
+  equal(
+    once,
+    'PATH="/usr/bin"\nCONTAINERD_NAMESPACE=k8s.io\nCONTAINERD_ADDRESS=/run/containerd/containerd.sock\n',
+  );
+  equal(updateEnvironment(once), once);
+  equal(
+    updateEnvironment(""),
+    "CONTAINERD_NAMESPACE=k8s.io\nCONTAINERD_ADDRESS=/run/containerd/containerd.sock\n",
+  );
+});
