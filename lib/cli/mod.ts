@@ -12,6 +12,7 @@ import { registerConfigCommands } from "./config.ts";
 import { registerCompletionCommand } from "./completion.ts";
 import { registerStoreCommands } from "./store.ts";
 import { registerAddonsCommands } from "./addons.ts";
+import { registerDoctorCommands } from "./doctor.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -60,6 +61,7 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
   registerConfigCommands(program, ctx);
   registerStoreCommands(program as unknown as Command, ctx);
   registerAddonsCommands(program as unknown as Command, ctx);
+  registerDoctorCommands(program as unknown as Command, ctx);
   registerCompletionCommand(program, ctx);
 
   // Subcommands inherit the output settings and exit override.
