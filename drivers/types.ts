@@ -33,8 +33,14 @@ export interface TemplateSpec {
   name: string;
   /** Public key (`ssh-ed25519 …`) allowed to log in as root. */
   authorizedKey: string;
-  /** Store paths of the artifacts the template is built from (OS ISO, Guest Additions, cloud image). */
-  media: Record<string, string>;
+  /**
+   * Store paths of the artifacts the template is built from: `iso` (OS DVD), `guestAdditions`
+   * (VirtualBox), `cloudImage` (KVM cloud-image path), and for images without a boot loader
+   * `kernel`, `initrd`, `cmdline` (direct kernel boot).
+   */
+  media: Partial<
+    Record<"iso" | "guestAdditions" | "cloudImage" | "kernel" | "initrd" | "cmdline", string>
+  >;
   /** Folder for files the driver generates (kickstart, ISOs), inside the cluster's folder. */
   workDir: string;
 }
@@ -61,6 +67,11 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+export interface PreflightOptions {
+  /** Also check this template VM (its storage readable). */
+  template?: string;
+}
+
 /** A problem found before anything is touched, with the exact fix. */
 export interface PreflightProblem {
   message: string;
@@ -70,7 +81,7 @@ export interface PreflightProblem {
 export interface Driver {
   readonly name: string;
   /** Checks the host can run this driver at all. Blocking problems only. */
-  preflight(): Promise<PreflightProblem[]>;
+  preflight(options?: PreflightOptions): Promise<PreflightProblem[]>;
   exists(name: string): Promise<boolean>;
   createTemplate(spec: TemplateSpec, options: WaitOptions): Promise<void>;
   clone(spec: CloneSpec, options: WaitOptions): Promise<void>;

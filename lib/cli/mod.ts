@@ -13,6 +13,8 @@ import { registerCompletionCommand } from "./completion.ts";
 import { registerStoreCommands } from "./store.ts";
 import { registerAddonsCommands } from "./addons.ts";
 import { registerDoctorCommands } from "./doctor.ts";
+import { registerClusterCommands } from "./cluster.ts";
+import { registerCertsCommands } from "./certs.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -57,12 +59,15 @@ Exit codes: 0 ok, 1 failure, 2 invalid usage or config, 3 host prerequisite miss
 Docs: README.md. Run "dtk help <command>" for a command's options.`,
     );
 
-  registerVersionCommand(program, ctx);
+  const p = program as unknown as Command;
+  registerClusterCommands(p, ctx);
+  registerDoctorCommands(p, ctx);
+  registerStoreCommands(p, ctx);
+  registerCertsCommands(p, ctx);
+  registerAddonsCommands(p, ctx);
   registerConfigCommands(program, ctx);
-  registerStoreCommands(program as unknown as Command, ctx);
-  registerAddonsCommands(program as unknown as Command, ctx);
-  registerDoctorCommands(program as unknown as Command, ctx);
   registerCompletionCommand(program, ctx);
+  registerVersionCommand(program, ctx);
 
   // Subcommands inherit the output settings and exit override.
   const configure = (command: Command) => {

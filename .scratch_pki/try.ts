@@ -1,0 +1,11 @@
+import { createCa, issueLeaf, certFacts, parseCert, keyMatchesCert, signedBy, dnString } from "/work/main/lib/pki/_x509.ts";
+const now = new Date();
+const t0 = performance.now();
+const ca = await createCa([["O", "dtk"], ["CN", "dev-ca"]], { now, validityDays: 3650 });
+const leaf = await issueLeaf({ subject: [["O", "system:masters"], ["CN", "admin"]], dnsNames: ["a"], ipAddresses: ["10.0.0.1", "fd00::1"], serverAuth: true, clientAuth: true }, ca, { now, validityDays: 365 });
+console.log(performance.now() - t0);
+await Deno.writeTextFile("/tmp/ca.pem", ca.certPem);
+await Deno.writeTextFile("/tmp/leaf.pem", leaf.certPem);
+await Deno.writeTextFile("/tmp/leaf-key.pem", leaf.keyPem);
+const c = parseCert(leaf.certPem);
+console.log(certFacts(c), keyMatchesCert(leaf.keyPem, c), keyMatchesCert(ca.keyPem, c), await signedBy(c, ca.cert), dnString([["O", "system:masters"], ["CN", "admin"]]));

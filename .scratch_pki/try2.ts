@@ -1,0 +1,16 @@
+import { ensurePki, checkPki, listCerts } from "../lib/pki/mod.ts";
+import { testConfig, testNodes } from "../tests/pki/_config.ts";
+const dir = await Deno.makeTempDir();
+const config = testConfig(dir, { nodes: 10 });
+let t = performance.now();
+const r = await ensurePki(config, testNodes(config));
+console.log("first", performance.now() - t, r.files.filter(f => f.action !== "created"));
+t = performance.now();
+const r2 = await ensurePki(config, testNodes(config));
+console.log("second", performance.now() - t, r2.files.filter(f => f.action !== "kept"));
+t = performance.now();
+const c = await checkPki(config);
+console.log("check", performance.now() - t, c.problems, c.ok.length, c.nodes);
+const l = await listCerts(config);
+console.log(l.certs.length, l.errors, l.certs[1]);
+console.log(dir);

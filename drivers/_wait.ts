@@ -1,0 +1,42 @@
+/**
+ * Bounded polling for the drivers: every wait has a deadline and names what it waited for.
+ *
+ * @module
+ */
+import { InterruptedError, TimeoutError } from "../lib/errors/mod.ts";
+
+export interface PollOptions {
+  timeoutMs: number;
+  /** What is awaited, for the error, e.g. `IP address of VM "vm1"`. */
+  awaited: string;
+  intervalMs?: number;
+  hint?: string;
+  signal?: AbortSignal;
+  /** Injected by tests. */
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Calls `probe` until it returns a value other than `undefined`, or throws `TimeoutError`. */
+export async function pollUntil<T>(
+  probe: () => Promise<T | undefined>,
+  options: PollOptions,
+): Promise<T> {
+  const sleep = options.sleep ?? realSleep;
+  const now = options.now ?? (() => performance.now());
+  const deadline = now() + options.timeoutMs;
+  const interval = options.intervalMs ?? 1000;
+  while (true) {
+    if (options.signal?.aborted) {
+      throw new InterruptedError(undefined, { cause: options.signal.reason });
+    }
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (now() + interval > deadline) {
+      throw new TimeoutError(options.awaited, { timeoutMs: options.timeoutMs, hint: options.hint });
+    }
+    await sleep(interval);
+  }
+}
