@@ -9,6 +9,7 @@ import {
   certFacts,
   dnString,
   importCaKey,
+  keyFormatOf,
   keyMatchesCert,
   KeyUsage,
   parseCert,
@@ -117,6 +118,13 @@ export async function leafProblem(
     return `unreadable certificate: ${(error as Error).message}`;
   }
   if (!keyMatchesCert(keyPem, cert)) return "key does not match the certificate";
+  const format = keyFormatOf(keyPem);
+  const wantFormat = spec.keyFormat ?? "pkcs8";
+  if (format !== wantFormat) {
+    const label = (f: string | undefined) =>
+      f === "pkcs8" ? "PKCS#8" : f === "sec1" ? "SEC1" : "unknown";
+    return `key is ${label(format)}, needs ${label(wantFormat)}`;
+  }
   if (!(await signedBy(cert, ca))) return "not signed by the cluster CA";
   const facts = certFacts(cert);
   if (facts.isCa) return "is a CA certificate";

@@ -137,6 +137,9 @@ export function certificateMatrix(config: PkiConfig, nodes: readonly NodeIp[]): 
       identity: "service-account",
       subject: [["CN", "service-account"]],
       // Only its key is used (service account token signing); never presented in TLS.
+      // SEC1, because kube-apiserver reads the public half for --service-account-key-file
+      // from this same file, and that reader knows PKCS#1/SEC1 private keys but not PKCS#8.
+      keyFormat: "sec1",
       dnsNames: [],
       ipAddresses: [],
       serverAuth: false,

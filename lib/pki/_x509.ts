@@ -28,7 +28,11 @@ export interface LeafProfile {
   ipAddresses: readonly string[];
   serverAuth: boolean;
   clientAuth: boolean;
+  /** PEM form of the private key: PKCS#8 `PRIVATE KEY` (default) or SEC1 `EC PRIVATE KEY`. */
+  keyFormat?: KeyFormat;
 }
+
+export type KeyFormat = "pkcs8" | "sec1";
 
 /** A CA ready to sign. */
 export interface SigningCa {
@@ -151,8 +155,18 @@ export async function issueLeaf(
     signingKey: ca.privateKey,
     extensions,
   });
-  const keyPem = toPem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+  const pkcs8 = toPem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+  const keyPem = profile.keyFormat === "sec1"
+    ? String(createPrivateKey(pkcs8).export({ type: "sec1", format: "pem" }))
+    : pkcs8;
   return { certPem: certPem(cert), keyPem };
+}
+
+/** The format of a PEM private key, or `undefined` when it is neither PKCS#8 nor SEC1. */
+export function keyFormatOf(keyPem: string): KeyFormat | undefined {
+  if (/^-----BEGIN PRIVATE KEY-----/m.test(keyPem)) return "pkcs8";
+  if (/^-----BEGIN EC PRIVATE KEY-----/m.test(keyPem)) return "sec1";
+  return undefined;
 }
 
 /** What a certificate says, read back. */

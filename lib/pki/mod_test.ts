@@ -292,3 +292,23 @@ Deno.test("IPv6 node addresses are canonical in certs and bracketed in the serve
     assert.ok(again.files.every((f) => f.action === "kept"));
   });
 });
+
+Deno.test("the service account key is SEC1; a PKCS#8 one from before is replaced", async () => {
+  await withDir(async (dir) => {
+    const config = testConfig(dir, { nodes: 1 });
+    const { layout } = await ensurePki(config, testNodes(config));
+    const sec1 = await Deno.readTextFile(layout.key("service-account"));
+    assert.match(sec1, /^-----BEGIN EC PRIVATE KEY-----\n/);
+    assert.match(await Deno.readTextFile(layout.key("admin")), /^-----BEGIN PRIVATE KEY-----\n/);
+    const { createPrivateKey } = await import("node:crypto");
+    const pkcs8 = createPrivateKey(sec1).export({ type: "pkcs8", format: "pem" });
+    await Deno.writeTextFile(layout.key("service-account"), String(pkcs8));
+    const result = await ensurePki(config, testNodes(config));
+    const entry = result.files.find((f) => f.file === "pki/service-account.pem");
+    assert.equal(entry?.reason, "key is PKCS#8, needs SEC1");
+    assert.match(
+      await Deno.readTextFile(layout.key("service-account")),
+      /^-----BEGIN EC PRIVATE KEY-----\n/,
+    );
+  });
+});

@@ -21,6 +21,8 @@ export interface Daemon {
   stop(graceMs?: number): Promise<void>;
   /** The log so far (for assertion messages). */
   output(): Promise<string>;
+  /** The exit code once the process has ended by itself, else `undefined`. */
+  exitCode(): number | undefined;
 }
 
 /** Starts `argv` with stdout and stderr going to `log`. */
@@ -41,6 +43,8 @@ export async function startDaemon(argv: string[], log: string): Promise<Daemon> 
     sink.close().catch(() => {})
   );
   let stopped = false;
+  let code: number | undefined;
+  child.status.then((status) => (code = status.code));
   return {
     pid: child.pid,
     log,
@@ -64,18 +68,26 @@ export async function startDaemon(argv: string[], log: string): Promise<Daemon> 
       await drained;
     },
     output: () => Deno.readTextFile(log).catch(() => ""),
+    exitCode: () => code,
   };
 }
 
-/** Polls `probe` every `intervalMs` until it returns true; TimeoutError naming `what` after `timeoutMs`. */
+/**
+ * Polls `probe` every `intervalMs` until it returns true; TimeoutError naming `what` after
+ * `timeoutMs`. Gives up at once when the daemon that should answer has exited.
+ */
 export async function waitUntil(
   what: string,
   probe: () => Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number },
+  options: { timeoutMs: number; intervalMs?: number; daemon?: Daemon },
 ): Promise<void> {
   const deadline = performance.now() + options.timeoutMs;
   while (true) {
     if (await probe()) return;
+    const code = options.daemon?.exitCode();
+    if (code !== undefined) {
+      throw new Error(`Gave up waiting for ${what}: the process exited with ${code}`);
+    }
     if (performance.now() > deadline) {
       throw new TimeoutError(what, { timeoutMs: options.timeoutMs });
     }

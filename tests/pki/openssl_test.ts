@@ -167,9 +167,11 @@ Deno.test({
           want.san,
           identity,
         );
-        // The key is PKCS#8 and belongs to the certificate.
+        // The key is PKCS#8 (SEC1 for the service account key) and belongs to the certificate.
         const keyPem = await Deno.readTextFile(layout.key(identity));
-        assert.match(keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
+        if (identity === "service-account") {
+          assert.match(keyPem, /^-----BEGIN EC PRIVATE KEY-----\n/);
+        } else assert.match(keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
         const fromKey = await sh(["openssl", "pkey", "-in", layout.key(identity), "-pubout"]);
         const fromCert = await sh(["openssl", "x509", "-in", path, "-noout", "-pubkey"]);
         assert.equal(fromKey.stdout, fromCert.stdout, identity);
