@@ -11,7 +11,7 @@ import { DtkError, PrerequisiteError, q, UsageError } from "../errors/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
 import { generatedDir, lockPath, storeDir } from "../paths/mod.ts";
 import { buildPlan, formatPlan } from "../plan/mod.ts";
-import { ClusterCreate, formatCreateSummary } from "../cluster/create.ts";
+import { checkLockCovers, ClusterCreate, formatCreateSummary } from "../cluster/create.ts";
 import { preflight, preflightError } from "../doctor/mod.ts";
 import { pkiLayout } from "../pki/mod.ts";
 import { mergeKubeconfig } from "../kubeconfig/mod.ts";
@@ -92,7 +92,7 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
         .argParser(parseBool).default(true),
     )
     .addOption(new Option("-j, --jobs <n>", "Steps run at once").argParser(parseJobs).default(4))
-    .option("--frozen", "Fail when dtk.lock is missing or would change")
+    .option("--frozen", "Use dtk.lock as it is; fail when it is missing or lacks what the config needs")
     .option("--skip-preflight", "Do not check the host first (not recommended)")
     .addHelpText(
       "after",
@@ -148,6 +148,7 @@ is touched (exit 3).`,
       }
       const lock = await readLock(path);
       if (!lock) throw new DtkError(`Cannot read the lock ${q(path)}`);
+      if (opts.frozen) checkLockCovers(config, lock, path);
       const abort = new AbortController();
       const onSignal = () => {
         ctx.out.warn(

@@ -15,6 +15,7 @@ import { registerAddonsCommands } from "./addons.ts";
 import { registerDoctorCommands } from "./doctor.ts";
 import { registerClusterCommands } from "./cluster.ts";
 import { registerCertsCommands } from "./certs.ts";
+import { registerVerifyCommands } from "./verify.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -61,6 +62,7 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
 
   const p = program as unknown as Command;
   registerClusterCommands(p, ctx);
+  registerVerifyCommands(p, ctx);
   registerDoctorCommands(p, ctx);
   registerStoreCommands(p, ctx);
   registerCertsCommands(p, ctx);

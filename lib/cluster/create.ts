@@ -41,7 +41,7 @@ import {
 import { KubeClient, leaseHolder, nodeReadiness, poll } from "../kube/mod.ts";
 import { installAddon, nodeStepScript, stepNodes } from "../addons/mod.ts";
 import type { AddonName } from "../config/mod.ts";
-import { GUEST_ADDITIONS, OS_CLOUD_IMAGE, OS_ISO } from "../catalog/mod.ts";
+import { GUEST_ADDITIONS, OS_CLOUD_IMAGE, OS_ISO, resolveArtifacts } from "../catalog/mod.ts";
 import {
   artifactPath,
   ensureLock,
@@ -188,6 +188,15 @@ export class ClusterCreate {
   }
 
   #handler(step: Step): StepHandler {
+    const handler = this.#realHandler(step);
+    // The test driver's hidden `failAt` injects a failure at one step (end-to-end tests only).
+    if (this.config.virt === "test-nspawn" && this.config.testNspawn?.["failAt"] === step.id) {
+      return { ...handler, run: () => Promise.reject(new DtkError("injected failure")) };
+    }
+    return handler;
+  }
+
+  #realHandler(step: Step): StepHandler {
     const signal = this.#o.signal;
     switch (step.kind) {
       case "artifacts":
@@ -203,7 +212,10 @@ export class ClusterCreate {
       case "hosts":
         return { run: () => this.#hosts(step.node!) };
       case "labels":
-        return { run: () => this.#labels() };
+        return {
+          digest: () => Promise.resolve(digestOf(this.#nodes.names)),
+          run: () => this.#labels(),
+        };
       case "rbac":
         return {
           digest: () => Promise.resolve(digestOf(renderApiserverRbac())),
@@ -766,3 +778,24 @@ export function formatCreateSummary(report: CreateReport, config: Config): strin
 }
 
 export { exists };
+
+/**
+ * With `--frozen` the lock is used exactly as it is: it must hold every artifact the config
+ * needs, at the config's versions. (kubectl is catalogued for the user; dtk installs it nowhere.)
+ */
+export function checkLockCovers(config: Config, lock: Lockfile, path: string): void {
+  const problems: string[] = [];
+  for (const spec of resolveArtifacts(config)) {
+    if (spec.name === "kubectl") continue;
+    const entry = lock.artifacts[spec.name];
+    if (!entry) problems.push(`${q(spec.name)} is missing`);
+    else if (entry.version !== spec.version) {
+      problems.push(`${q(spec.name)} is ${entry.version}, the config asks for ${spec.version}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new DtkError(`The lock ${q(path)} does not fit the config: ${problems.join("; ")}`, {
+      hint: "Run dtk lock to update it (without --frozen), then review and commit it",
+    });
+  }
+}

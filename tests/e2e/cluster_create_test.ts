@@ -1,0 +1,248 @@
+/**
+ * `dtk cluster create` end to end, as a user runs it (the real `main.ts` in a subprocess), on the
+ * real-node harness: 3 systemd-nspawn nodes with real systemd and sshd, the test driver, and the
+ * harness's real artifacts (Debian's etcd, containerd, runc and CNI plugins; Kubernetes 1.20.2
+ * built from Debian's source package) served by a loopback mirror and pinned in a test lock.
+ *
+ * Runs in the e2e tier (`DTK_E2E=1`, `deno task e2e`) when the harness can run here.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import {
+  k8sStatus,
+  nodeSupport,
+  prepareArtifacts,
+  startArtifactMirror,
+  sweepStale,
+  writeTestLock,
+} from "../harness/mod.ts";
+import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
+import { SshRemote } from "../../lib/remote/mod.ts";
+import { StateStore } from "../../lib/pipeline/mod.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const support = nodeSupport();
+const k8s = k8sStatus();
+const e2e = Deno.env.get("DTK_E2E") === "1";
+const skip = !e2e
+  ? "set DTK_E2E=1 (deno task e2e)"
+  : !support.ok
+  ? support.reason
+  : !k8s.ok
+  ? k8s.reason
+  : undefined;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function dtk(
+  args: string[],
+  options: { env: Record<string, string>; interruptWhen?: RegExp },
+): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DTK_TEST_DRIVERS: "1", ...options.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let stderr = "";
+  let interrupted = false;
+  const readErr = (async () => {
+    for await (const chunk of child.stderr) {
+      const text = decoder.decode(chunk);
+      stderr += text;
+      await Deno.stderr.write(chunk);
+      if (options.interruptWhen && !interrupted && options.interruptWhen.test(stderr)) {
+        interrupted = true;
+        child.kill("SIGINT");
+      }
+    }
+  })();
+  const stdoutChunks: Uint8Array[] = [];
+  for await (const chunk of child.stdout) stdoutChunks.push(chunk);
+  await readErr;
+  const status = await child.status;
+  const stdout = decoder.decode(
+    stdoutChunks.reduce((a, b) => new Uint8Array([...a, ...b]), new Uint8Array()),
+  );
+  return { code: status.code, stdout, stderr };
+}
+
+Deno.test({
+  name: `e2e: cluster create on 3 real nodes${skip ? ` (skipped: ${skip})` : ""}`,
+  ignore: skip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-e2e-create-" });
+  const cluster = `e2e${crypto.randomUUID().slice(0, 6)}`;
+  const set = await prepareArtifacts();
+  await using mirror = startArtifactMirror(set);
+  await writeTestLock(join(dir, "dtk.lock"), set, { mirrorUrl: mirror.url });
+  const baseConfig = {
+    cluster: { name: cluster },
+    virt: "test-nspawn",
+    addons: [],
+    k8s: { "kube-proxy": false },
+    versions: {
+      "kubernetes": set.versions.kubernetes,
+      "etcd": set.versions.etcd,
+      "containerd": set.versions.containerd,
+      "runc": set.versions.runc,
+      "crictl": set.versions.crictl,
+      "cni-plugins": set.versions.cniPlugins,
+    },
+    vm: { "create-template": true, "template-vmname": `${cluster}-tpl` },
+    vms: ["vm1", "vm2", "vm3"].map((name) => ({ name, cpu: 2, mem: 2048 })),
+    "test-nspawn": {
+      "state-dir": join(dir, "nodes"),
+      "owner-pid": Deno.pid,
+      "containers": true,
+      // Nodes are containers: no cgroup delegation, no negative OOM scores (testing.md).
+      "renderOverrides": {
+        cgroupDriver: "cgroupfs",
+        restrictOomScoreAdj: true,
+        noOomScoreAdjust: true,
+        kubelet: { cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false },
+      },
+      "timeouts": { nodesReady: 240_000 },
+    },
+  };
+  const configPath = join(dir, "config.yaml");
+  const writeConfig = (extra: Record<string, unknown> = {}) =>
+    Deno.writeTextFile(
+      configPath,
+      stringify({
+        ...baseConfig,
+        "test-nspawn": { ...baseConfig["test-nspawn"], ...extra },
+      }),
+    );
+  await writeConfig();
+  const env = { DTK_STORE: join(dir, "store") };
+  const create = ["cluster", "create", "--config", configPath, "--frozen", "--jobs", "4"];
+  const generated = join(dir, "generated", cluster);
+  const kubeconfig = join(generated, "kubeconfig", "admin.kubeconfig");
+
+  try {
+    await t.step("Ctrl-C in the middle stops cleanly (exit 130)", async () => {
+      const r = await dtk(create, { env, interruptWhen: /node\/vm\d\/runtime/ });
+      assert.equal(r.code, 130, r.stderr.slice(-2000));
+      assert.match(r.stderr, /Interrupted/);
+      const state = await StateStore.open(join(generated, "state.json"), cluster);
+      assert.ok(state.node("vm1"), "the nodes found before Ctrl-C are recorded");
+      assert.equal(state.step("gates/nodes-ready"), undefined);
+    });
+
+    await t.step("a failure injected at a step names it; the re-run converges", async () => {
+      await writeConfig({ failAt: "node/vm2/kubelet" });
+      const failed = await dtk(create, { env });
+      assert.equal(failed.code, 1, failed.stderr.slice(-2000));
+      assert.match(failed.stderr, /Step "node\/vm2\/kubelet" on node "vm2" failed: injected failure/);
+      await writeConfig();
+      const r = await dtk(create, { env });
+      assert.equal(r.code, 0, r.stderr.slice(-3000));
+      assert.match(r.stdout, /Cluster "e2e\w+" is ready/);
+      assert.match(r.stdout, new RegExp(`export KUBECONFIG=${kubeconfig.replaceAll("/", "\\/")}`));
+    });
+
+    const kube = await KubeClient.fromKubeconfigFile(kubeconfig);
+    try {
+      await t.step("the control plane answers dtk's admin kubeconfig", async () => {
+        const kubectl = await new Deno.Command("kubectl", {
+          args: ["--kubeconfig", kubeconfig, "get", "--raw", "/livez"],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(new TextDecoder().decode(kubectl.stdout).trim(), "ok");
+        assert.ok(await leaseHolder(kube, "kube-controller-manager"));
+        assert.ok(await leaseHolder(kube, "kube-scheduler"));
+        const nodes = await nodeReadiness(kube);
+        assert.deepEqual(nodes.ready.sort(), ["vm1", "vm2", "vm3"]);
+        const vm1 = await kube.getJson<{ metadata: { labels: Record<string, string> } }>(
+          "/api/v1/nodes/vm1",
+        );
+        assert.equal(vm1.metadata.labels["node-role.kubernetes.io/controller"], "");
+      });
+
+      await t.step("every file, mode and unit is where the spec puts it", async () => {
+        const state = await StateStore.open(join(generated, "state.json"), cluster);
+        for (const node of ["vm1", "vm2", "vm3"]) {
+          const a = state.node(node)!;
+          const remote = new SshRemote({
+            node,
+            host: a.ssh.host,
+            port: a.ssh.port,
+            identityFile: join(generated, "ssh", "id_ed25519"),
+            knownHostsFile: join(generated, "ssh", "known_hosts"),
+            controlDir: join(generated, "ssh"),
+          });
+          try {
+            const r = await remote.exec(
+              "stat -c '%n %a' /usr/local/bin/kubelet /usr/local/bin/runc /bin/containerd " +
+                "/etc/containerd/config.toml /var/lib/kubelet/kubelet-key.pem /etc/cni/net.d/20-containerd-net.conflist" +
+                " && systemctl is-active containerd kubelet && grep -c 'managed by dtk' /etc/hosts",
+              { timeoutMs: 30_000 },
+            );
+            assert.match(r.stdout, /\/usr\/local\/bin\/kubelet 755/);
+            assert.match(r.stdout, /\/var\/lib\/kubelet\/kubelet-key.pem 600/);
+            assert.match(r.stdout, /^active\nactive\n1$/m);
+            if (node === "vm1") {
+              const cp = await remote.exec(
+                "systemctl is-active etcd kube-apiserver kube-controller-manager kube-scheduler && stat -c '%a' /var/lib/kubernetes/ca-key.pem /etc/kubernetes/auth/static-token.csv",
+                { timeoutMs: 30_000 },
+              );
+              assert.equal(cp.stdout.trim(), "active\nactive\nactive\nactive\n600\n600");
+            }
+          } finally {
+            await remote.close();
+          }
+        }
+      });
+    } finally {
+      kube.close();
+    }
+
+    await t.step("a second run changes nothing", async () => {
+      const r = await dtk([...create, "--json"], { env });
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      const report = JSON.parse(r.stdout) as { ran: string[]; skipped: string[] };
+      // Steps that change nodes are skipped; only the cheap, idempotent checks run again.
+      const changing = report.ran.filter((id) =>
+        /\/(prep|runtime|kubelet)$|^control-plane\/|^gates\/labels$/.test(id)
+      );
+      assert.deepEqual(changing, []);
+      assert.ok(report.skipped.includes("control-plane/kube-apiserver"));
+    });
+
+    await t.step("a node whose host key changed is refused", async () => {
+      const state = await StateStore.open(join(generated, "state.json"), cluster);
+      const a = state.node("vm2")!;
+      const remote = new SshRemote({
+        node: "vm2",
+        host: a.ssh.host,
+        port: a.ssh.port,
+        identityFile: join(generated, "ssh", "id_ed25519"),
+        knownHostsFile: join(generated, "ssh", "known_hosts"),
+        controlDir: join(generated, "ssh"),
+      });
+      await remote.exec(
+        "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && (systemctl restart ssh || systemctl restart sshd)",
+        { timeoutMs: 30_000 },
+      ).catch(() => {}); // the connection may drop as sshd restarts
+      await remote.close();
+      const r = await dtk(create, { env });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /vm2/);
+      assert.match(r.stderr, /host key/i);
+    });
+  } finally {
+    await dtk(["cluster", "delete", "--config", configPath, "--template"], { env }).catch(() => {});
+    await sweepStale().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
