@@ -55,6 +55,8 @@ export async function main(args: string[]): Promise<number> {
     await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (error) {
+    // The reader of our output went away (`dtk … | head`): nothing left to say.
+    if (error instanceof Deno.errors.BrokenPipe) return 0;
     const translated = translateCommanderError(error);
     if (translated === "exit-ok") return 0;
     const failure = translated ?? error;

@@ -148,7 +148,7 @@ export function renderCloudInit(options: CloudInitOptions): CloudInitSeed {
       ed25519_private: options.hostKey.privateKey.endsWith("\n")
         ? options.hostKey.privateKey
         : `${options.hostKey.privateKey}\n`,
-      ed25519_public: checkPublicKey(options.hostKey.publicKey),
+      ed25519_public: `${checkPublicKey(options.hostKey.publicKey)}\n`,
     };
     user.ssh_genkeytypes = [];
   }

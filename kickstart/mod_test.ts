@@ -92,7 +92,7 @@ Deno.test("cloud-init seed: hostname, key, host key, network as parsed YAML", ()
   assert.equal(user.hostname, "vm1");
   assert.equal(user.disable_root, false);
   assert.equal(user.ssh_keys.ed25519_private, `${hostKey.privateKey}\n`);
-  assert.equal(user.ssh_keys.ed25519_public, hostKey.publicKey);
+  assert.equal(user.ssh_keys.ed25519_public, `${hostKey.publicKey}\n`);
   assert.deepEqual(user.ssh_genkeytypes, []);
   const meta = parse(seed.metaData);
   assert.deepEqual(meta, {

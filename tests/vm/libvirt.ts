@@ -60,8 +60,12 @@ export async function startLibvirt(options: { timeoutMs?: number } = {}): Promis
     `mount --bind ${dir}/domains /etc/libvirt/qemu`,
     `mount --bind ${dir}/state /var/lib/libvirt/qemu`,
     `mount --bind ${run} /run`,
-    `virtlogd -p ${run}/virtlogd.pid &`,
-    `exec libvirtd -p ${run}/libvirtd.pid`,
+    // This shell stays the parent of both daemons, so it reaps them: on SIGTERM it stops
+    // libvirtd, then virtlogd, and waits for each.
+    `virtlogd -p ${run}/virtlogd.pid & vl=$!`,
+    `libvirtd -p ${run}/libvirtd.pid & lv=$!`,
+    `trap 'kill -TERM $lv; wait $lv; kill -TERM $vl; wait $vl; exit 0' TERM`,
+    "wait",
   ].join("\n");
   const child = new Deno.Command("unshare", {
     args: ["--mount", "--propagation", "private", "sh", "-c", script],
@@ -70,8 +74,8 @@ export async function startLibvirt(options: { timeoutMs?: number } = {}): Promis
     stderr: "null",
   }).spawn();
   const uri = `qemu:///system?socket=${run}/libvirt/libvirt-sock`;
-  // Known once virtlogd has written its pid file; read by stop().
-  const daemons: { virtlogd?: number } = {};
+  // The daemons' PIDs, from their pid files once they answer; read by stop().
+  const daemons: { virtlogd?: number; libvirtd?: number } = {};
   const stop = async () => {
     const list = await new Deno.Command("virsh", {
       args: ["--connect", uri, "list", "--name"],
@@ -96,12 +100,12 @@ export async function startLibvirt(options: { timeoutMs?: number } = {}): Promis
       } catch { /* gone */ }
       await child.status;
     }
-    const virtlogdPid = daemons.virtlogd;
-    if (virtlogdPid !== undefined) {
+    // Only if the shell had to be killed hard: stop what it could not.
+    for (const pid of [daemons.libvirtd, daemons.virtlogd]) {
+      if (pid === undefined || !(await alive(pid))) continue;
       try {
-        Deno.kill(virtlogdPid, "SIGTERM");
+        Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
-      for (let i = 0; i < 50 && await alive(virtlogdPid); i++) await sleep(100);
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -123,10 +127,17 @@ export async function startLibvirt(options: { timeoutMs?: number } = {}): Promis
     }
     await sleep(200);
   }
-  daemons.virtlogd =
-    Number((await Deno.readTextFile(`${run}/virtlogd.pid`).catch(() => "")).trim()) ||
-    undefined;
-  return { uri, dir, libvirtdPid: child.pid, virtlogdPid: daemons.virtlogd, stop };
+  const pidOf = async (name: string) =>
+    Number((await Deno.readTextFile(`${run}/${name}.pid`).catch(() => "")).trim()) || undefined;
+  daemons.virtlogd = await pidOf("virtlogd");
+  daemons.libvirtd = await pidOf("libvirtd");
+  return {
+    uri,
+    dir,
+    libvirtdPid: daemons.libvirtd ?? child.pid,
+    virtlogdPid: daemons.virtlogd,
+    stop,
+  };
 }
 
 export async function alive(pid: number): Promise<boolean> {
