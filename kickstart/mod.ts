@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { HOSTS_BEGIN, HOSTS_END } from "../lib/render/mod.ts";
 import { stringify } from "yaml";
 import { q, UsageError } from "../lib/errors/mod.ts";
 import type { Linux } from "../lib/config/types.ts";
@@ -185,35 +186,10 @@ export function cidataFiles(options: CloudInitOptions): IsoFile[] {
   ];
 }
 
-const HOSTS_BEGIN = "# BEGIN dtk cluster nodes";
-const HOSTS_END = "# END dtk cluster nodes";
-
 /**
- * `/etc/hosts` with dtk's block of node lines replaced (or appended once): a re-run leaves the
- * file as it was instead of adding the lines again.
+ * A POSIX shell script doing what `updateHosts` (lib/render) does, on a node at boot (cloud-init
+ * `bootcmd`): the same marked block, so the pipeline and the boot script never add a second one.
  */
-export function updateHosts(
-  current: string,
-  entries: readonly { ip: string; name: string }[],
-): string {
-  const lines = current.split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  const begin = lines.indexOf(HOSTS_BEGIN);
-  const end = lines.indexOf(HOSTS_END, begin + 1);
-  const kept = begin >= 0 && end > begin
-    ? [...lines.slice(0, begin), ...lines.slice(end + 1)]
-    : lines;
-  const names = new Set(entries.map((e) => e.name));
-  // Lines of an older, unmarked seeding (the original appended these) are dropped too.
-  const others = kept.filter((line) => {
-    const fields = line.trim().split(/\s+/);
-    return !(fields.length === 2 && names.has(fields[1]!) && /^[0-9.]+$/.test(fields[0]!));
-  });
-  const block = [HOSTS_BEGIN, ...entries.map((e) => `${e.ip} ${e.name}`), HOSTS_END];
-  return [...others, ...block].join("\n") + "\n";
-}
-
-/** A POSIX shell script that applies {@link updateHosts} on a node (over ssh or at boot). */
 export function hostsScript(
   entries: readonly { ip: string; name: string }[],
   options: { path?: string } = {},

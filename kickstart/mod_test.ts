@@ -1,3 +1,4 @@
+import { updateHosts } from "../lib/render/mod.ts";
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import {
@@ -8,7 +9,6 @@ import {
   oemdrvFiles,
   renderCloudInit,
   renderKickstart,
-  updateHosts,
 } from "./mod.ts";
 import type { Linux } from "../lib/config/types.ts";
 
@@ -134,8 +134,9 @@ Deno.test("hosts seeding is idempotent (pure function and shell script)", async 
   assert.equal(updateHosts(once, entries), once);
   assert.equal(
     once,
-    "127.0.0.1 localhost\n::1 localhost\n# BEGIN dtk cluster nodes\n192.168.122.10 vm1\n" +
-      "192.168.122.11 vm2\n# END dtk cluster nodes\n",
+    "127.0.0.1 localhost\n::1 localhost\n" +
+      "# BEGIN desktop-kubernetes nodes (managed by dtk, do not edit)\n192.168.122.10 vm1\n" +
+      "192.168.122.11 vm2\n# END desktop-kubernetes nodes\n",
   );
   const moved = updateHosts(once, [{ ip: "192.168.122.20", name: "vm1" }]);
   assert.doesNotMatch(moved, /122\.10/);
