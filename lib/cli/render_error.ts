@@ -50,10 +50,13 @@ export function renderError(
   }
   let cause = error instanceof Error ? error.cause : undefined;
   const seen = new Set<unknown>();
+  let said = message;
   while (cause !== undefined && cause !== null && !seen.has(cause)) {
     seen.add(cause);
     const text = cause instanceof Error ? cause.message : String(cause);
-    lines.push(`  ${out.dim("caused by:")} ${text}`);
+    // A wrapper often repeats its cause's message; say it once.
+    if (!said.includes(text)) lines.push(`  ${out.dim("caused by:")} ${text}`);
+    said += `\n${text}`;
     if (cause instanceof CommandError && cause.stderrTail.trim() !== "") {
       lines.push(indent(cause.stderrTail.trimEnd(), "    "));
     }

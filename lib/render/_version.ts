@@ -34,7 +34,10 @@ export const OLDEST_KUBERNETES_MINOR = 20;
 /** The version-dependent choices for one Kubernetes version. */
 export interface KubeFeatures {
   version: Semver;
-  /** `--insecure-port=0` is still accepted (removed in 1.24); it closes the plain-HTTP port. */
+  /**
+   * `--insecure-port=0` closes the plain-HTTP port. From 1.20 the port is always off and the
+   * flag is hidden with "no effect now" (removed in 1.24), so only older versions need it.
+   */
   insecurePortFlag: boolean;
   /** The runtime endpoint is a KubeletConfiguration field (1.27+), else kubelet flags. */
   runtimeEndpointInConfig: boolean;
@@ -59,7 +62,7 @@ export function kubeFeatures(version: string): KubeFeatures {
   const m = v.minor;
   return {
     version: v,
-    insecurePortFlag: m < 24,
+    insecurePortFlag: m < 20,
     runtimeEndpointInConfig: m >= 27,
     containerRuntimeFlag: m < 27,
     schedulerConfigApi: m >= 25 ? "v1" : m >= 23 ? "v1beta3" : m === 22 ? "v1beta2" : "v1beta1",

@@ -165,7 +165,16 @@ export function renderStep(step: StepName, input: RenderInput): StepFiles {
         { path: NODE_PATHS.modulesLoad, content: renderModulesLoad(), mode: FILE },
         { path: NODE_PATHS.sysctl, content: renderSysctl(), mode: FILE },
       );
-      out.activate.push("modprobe overlay", "modprobe br_netfilter", "sysctl --system");
+      // A module built into the kernel (or loaded by the host of a container) needs no modprobe.
+      out.activate.push(
+        "modprobe overlay || grep -qw overlay /proc/filesystems",
+        "modprobe br_netfilter || [ -d /proc/sys/net/bridge ]",
+        // Only dtk's keys (sysctl --system also re-applies the distro's), and a key that already
+        // has its value is not written again (a container's /proc/sys may be read-only).
+        `while IFS='=' read -r k v; do k=$(echo $k); v=$(echo $v); case "$k" in ''|'#'*) continue;; esac; ` +
+          `[ "$(sysctl -n "$k" 2>/dev/null)" = "$v" ] || sysctl -w "$k=$v" >/dev/null || exit 1; ` +
+          `done < ${NODE_PATHS.sysctl}`,
+      );
       break;
     case "containerd": {
       out.files.push(

@@ -244,9 +244,9 @@ Deno.test("render: flags and config APIs follow the Kubernetes minor version", (
     /--container-runtime-endpoint=unix:\/\/\/run\/containerd\/containerd\.sock/,
   );
   ok(!file(old, "vm1", NODE_PATHS.kubeletConfig).includes("containerRuntimeEndpoint"));
-  // apiserver: --insecure-port was removed in 1.24.
+  // apiserver: --insecure-port has no effect from 1.20 (hidden) and was removed in 1.24.
   ok(!unit(now, "kube-apiserver").includes("insecure-port"));
-  match(unit(old, "kube-apiserver"), /--insecure-port=0/);
+  ok(!unit(old, "kube-apiserver").includes("insecure-port"));
   match(file(now, "vm1", NODE_PATHS.schedulerConfig), /kubescheduler\.config\.k8s\.io\/v1\n/);
   match(file(old, "vm1", NODE_PATHS.schedulerConfig), /kubescheduler\.config\.k8s\.io\/v1beta1\n/);
   throws(
