@@ -161,6 +161,19 @@ export async function ensureNodeNetns(
     await runner.run(["ip", "-n", ns, "link", "set", "eth0", "up"]);
     await runner.run(["ip", "-n", ns, "route", "add", "default", "via", claim.hostIp]);
   }
+  // A node's /proc/sys is read-only inside nspawn: set, from the host, the per-namespace keys
+  // that dtk's sysctl step wants, as a VM would let dtk set them itself.
+  await runner.run([
+    "ip",
+    "netns",
+    "exec",
+    ns,
+    "sysctl",
+    "-qw",
+    "net.ipv4.ip_forward=1",
+    "net.bridge.bridge-nf-call-iptables=1",
+    "net.bridge.bridge-nf-call-ip6tables=1",
+  ], { check: false });
   return ns;
 }
 

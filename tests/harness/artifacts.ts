@@ -9,7 +9,8 @@
  *   (Debian's build is dynamically linked against glibc, not static: fine on Debian nodes only)
  * - runc: `runc.amd64` (Debian's links libseccomp2)
  * - cni-plugins: `cni-plugins-linux-amd64-vX.tgz`, flat `./bridge`, `./host-local`, …
- * - kube-*: plain binaries named as the component
+ * - kube-*: plain binaries named as the component; kubectl (from Debian's `kubernetes-client`
+ *   1.20.2, fetched by `build_k8s.sh`) when present
  * - crictl: not packaged in Debian 12. `crictl-vX-linux-amd64.tar.gz` holds a clearly named
  *   STAND-IN shell script (it says so on every call and fails except for `--version`), only so
  *   that a lock resolved by dtk's catalogue is complete.
@@ -146,7 +147,11 @@ export async function prepareArtifacts(options: { runner?: Runner } = {}): Promi
     debVersions[key] = await packageVersion(runner, pkg);
   }
   const k8s = k8sStatus();
-  const k8sStamp = k8s.ok ? await Deno.readTextFile(join(k8sCacheDir(), ".complete")) : "none";
+  const kubectl = join(k8sCacheDir(), "bin", "kubectl");
+  const hasKubectl = k8s.ok && await exists(kubectl);
+  const k8sStamp = k8s.ok
+    ? `${await Deno.readTextFile(join(k8sCacheDir(), ".complete"))} kubectl=${hasKubectl}`
+    : "none";
   const versions: VersionsConfig = {
     kubernetes: K8S_VERSION,
     etcd: `v${upstreamVersion(debVersions.etcd ?? "")}`,
@@ -260,6 +265,16 @@ export async function prepareArtifacts(options: { runner?: Runner } = {}): Promi
           kind: "binary",
           file: c,
           origin: "built from Debian source package kubernetes 1.20.5+really1.20.2",
+        });
+      }
+      if (hasKubectl) {
+        await Deno.copyFile(kubectl, join(files, "kubectl"));
+        made.push({
+          name: "kubectl",
+          version: K8S_VERSION,
+          kind: "binary",
+          file: "kubectl",
+          origin: "Debian binary package kubernetes-client 1.20.5+really1.20.2",
         });
       }
     }

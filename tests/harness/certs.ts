@@ -119,7 +119,12 @@ export async function makeTestCa(
         cert,
         "-CAkey",
         key,
-        "-CAcreateserial",
+        // A random serial, not -CAcreateserial: concurrent issues would race on the .srl file.
+        "-set_serial",
+        `0x${
+          Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+            b.toString(16).padStart(2, "0")).join("")
+        }`,
         "-days",
         "2",
         "-sha256",

@@ -17,6 +17,7 @@ import { NspawnDriver } from "./nspawn_driver.ts";
 import { bridgeName, netnsName } from "./_net.ts";
 import { listBridges, listNetns } from "./_net.ts";
 import { SshClient } from "./ssh.ts";
+import { cgroupDirs } from "./_cgroup.ts";
 import { sweepStale } from "./sweep.ts";
 import { logTiming, mountPoints, pidAlive, runRoot } from "./_util.ts";
 
@@ -38,6 +39,8 @@ export interface ResourceSnapshot {
   mounts: string[];
   bridge: string;
   stateDir: string;
+  /** Cgroup folders of nodes that run containers. */
+  cgroups: string[];
 }
 
 export interface StartNodesOptions {
@@ -83,13 +86,19 @@ export class NodeSet implements AsyncDisposable {
   /** Everything this set owns right now. */
   async snapshot(): Promise<ResourceSnapshot> {
     const pids: number[] = [...this.ssh.masterPids()];
-    for (const node of this.nodes) pids.push(...await this.driver.pids(node.name));
+    const cgroups: string[] = [];
+    for (const node of this.nodes) {
+      pids.push(...await this.driver.pids(node.name));
+      const cgroup = (await this.driver.nodeMeta(node.name))?.cgroup;
+      if (cgroup) cgroups.push(...cgroupDirs(cgroup));
+    }
     return {
       pids,
       netns: this.nodes.map((n) => netnsName(this.subnetIndex, n.name)),
       mounts: mountPoints().filter((m) => m.startsWith(this.driver.stateDir + "/")),
       bridge: bridgeName(this.subnetIndex),
       stateDir: this.driver.stateDir,
+      cgroups,
     };
   }
 
@@ -140,6 +149,13 @@ export async function leftovers(snapshot: ResourceSnapshot, runner: Runner = new
     ),
     bridge: bridges.includes(snapshot.bridge) ? [snapshot.bridge] : [],
     stateDir: stateDir ? [snapshot.stateDir] : [],
+    cgroups: snapshot.cgroups.filter((dir) => {
+      try {
+        return Deno.statSync(dir).isDirectory;
+      } catch {
+        return false;
+      }
+    }),
   };
 }
 
@@ -238,7 +254,7 @@ export async function startNodes(count: number, options: StartNodesOptions = {})
     const netJson = JSON.parse(await Deno.readTextFile(join(stateDir, "net.json")));
     set = new NodeSet({ nodes, driver, ssh, subnetIndex: netJson.index });
     track(set);
-    // Sequential boots: on 2 cores, parallel boots are not faster and time out under load.
+    // One boot at a time, so that each node's boot timeout measures that node alone.
     for (const name of names) {
       await driver.start(name, { timeoutMs: bootTimeoutMs });
       const address = await driver.address(name, { timeoutMs: 5_000 });

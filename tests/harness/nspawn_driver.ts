@@ -14,7 +14,8 @@
  * - `subnet-index` / `subnetIndex`: force `10.231.<index>.0/24`
  * - `nspawn-args` / `nspawnArgs`: extra `systemd-nspawn` arguments
  * - `containers`: true to let nodes run containers (runc, containerd, kubelet): all capabilities,
- *   the keyring syscalls, writable cgroup v1 controllers (a boot unit remounts them), and
+ *   the keyring syscalls, writable cgroup v1 controllers (a boot unit binds the node's own
+ *   subtree `dtk-test-<id>` of each hierarchy; removed when the node stops), and
  *   `/var/lib/containerd` bound from the host fs (overlayfs snapshots cannot live on overlayfs)
  *
  * cpu, mem and disk of a clone are recorded but not enforced.
@@ -49,6 +50,7 @@ import {
   writeClaimCopy,
 } from "./_net.ts";
 import { ensureRootfs } from "./rootfs.ts";
+import { CGROUP_SCRIPT, CGROUP_UNIT, removeCgroupTree } from "./_cgroup.ts";
 import { mountPoints, pidAlive, runRoot, sha256Text, waitFor } from "./_util.ts";
 
 export interface NspawnSettings {
@@ -66,37 +68,6 @@ export const CONTAINER_NSPAWN_ARGS: readonly string[] = [
   // runc joins a fresh session keyring; nspawn's default seccomp filter refuses that.
   "--system-call-filter=add_key keyctl request_key",
 ];
-
-/**
- * Runs once at boot in a node with `containers`: nspawn (and the node's systemd) mount the cgroup
- * v1 controllers read-only, but runc and the kubelet create cgroups. A controller that cannot be
- * remounted (busy: nested mounts) gets a fresh mount of its hierarchy.
- */
-const CGROUP_SCRIPT = `#!/bin/sh
-mount -o remount,rw /sys/fs/cgroup
-for dir in /sys/fs/cgroup/*; do
-  [ -d "$dir" ] && [ ! -L "$dir" ] || continue
-  name=$(basename "$dir")
-  [ "$name" = systemd ] && continue
-  mount -o remount,rw "$dir" 2>/dev/null && continue
-  type=$(awk -v m="$dir" '$2 == m {print $3}' /proc/mounts | tail -n1)
-  umount -l "$dir"
-  if [ "$type" = cgroup2 ]; then mount -t cgroup2 cgroup2 "$dir"; else mount -t cgroup -o "$name" cgroup "$dir"; fi
-done
-`;
-
-const CGROUP_UNIT = `[Unit]
-Description=dtk test harness: writable cgroup controllers for containers
-DefaultDependencies=no
-After=local-fs.target
-Before=containerd.service kubelet.service sysinit.target
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/sbin/dtk-test-cgroups
-[Install]
-WantedBy=sysinit.target
-`;
 
 interface TemplateMeta {
   name: string;
@@ -118,6 +89,8 @@ export interface NodeMeta {
   /** `/proc/<pid>/stat` start time, so a reused PID is never mistaken for the node. */
   pidStart: string | undefined;
   paused: boolean;
+  /** The node's cgroup subtree (`containers` only). */
+  cgroup?: string;
 }
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
@@ -455,12 +428,11 @@ export class NspawnDriver implements Driver {
       join(upper, "etc/hosts"),
       `127.0.0.1 localhost\n${ip} ${spec.name}\n::1 localhost ip6-localhost ip6-loopback\n`,
     );
-    await writeFileAtomic(
-      join(upper, "etc/machine-id"),
-      crypto.randomUUID().replaceAll("-", "") + "\n",
-      { mode: 0o444 },
-    );
-    if (this.settings.containers) {
+    const machineId = crypto.randomUUID().replaceAll("-", "");
+    await writeFileAtomic(join(upper, "etc/machine-id"), machineId + "\n", { mode: 0o444 });
+    const cgroup = this.settings.containers ? `dtk-test-${machineId.slice(0, 16)}` : undefined;
+    if (cgroup) {
+      await writeFileAtomic(join(upper, "etc/dtk-test-cgroup"), cgroup + "\n");
       await writeFileAtomic(join(upper, "usr/local/sbin/dtk-test-cgroups"), CGROUP_SCRIPT, {
         mode: 0o755,
       });
@@ -488,6 +460,7 @@ export class NspawnDriver implements Driver {
       pid: undefined,
       pidStart: undefined,
       paused: false,
+      ...(cgroup ? { cgroup } : {}),
     });
   }
 
@@ -568,36 +541,59 @@ export class NspawnDriver implements Driver {
     );
   }
 
-  async stop(name: string, options: WaitOptions): Promise<void> {
+  stop(name: string, options: WaitOptions): Promise<void> {
+    return this.#halt(name, { timeoutMs: options.timeoutMs, force: false });
+  }
+
+  /**
+   * Powers a node off (SIGTERM to nspawn: systemd shuts down), or with `force` kills it at once,
+   * for nodes whose data is about to be discarded anyway. An etcd member alone in a shutting
+   * down cluster can hold a graceful stop for 10 s and more.
+   */
+  async #halt(name: string, options: { timeoutMs: number; force: boolean }): Promise<void> {
     const meta = await this.#readMeta(name);
     if (!meta) return;
     const pid = this.#livePid(meta);
     if (pid !== undefined) {
       if (meta.paused) this.#signalContainer(pid, "SIGCONT");
-      try {
-        Deno.kill(pid, "SIGTERM");
-      } catch { /* gone */ }
-      try {
-        await waitFor(`node ${q(name)} to power off`, () => {
-          return Promise.resolve(pidAlive(pid) ? undefined : true);
-        }, { timeoutMs: options.timeoutMs, intervalMs: 50 });
-      } catch (error) {
-        if (!(error instanceof TimeoutError)) throw error;
+      const gone = () => Promise.resolve(pidAlive(pid) ? undefined : true);
+      let poweredOff = false;
+      if (!options.force) {
+        try {
+          Deno.kill(pid, "SIGTERM");
+        } catch { /* gone */ }
+        poweredOff = await waitFor(`node ${q(name)} to power off`, gone, {
+          timeoutMs: options.timeoutMs,
+          intervalMs: 50,
+        }).then(() => true, (error) => {
+          if (error instanceof TimeoutError) return false;
+          throw error;
+        });
+      }
+      if (!poweredOff) {
         for (const p of [pid, ...containerPids(pid)]) {
           try {
             Deno.kill(p, "SIGKILL");
           } catch { /* gone */ }
         }
-        await waitFor(`node ${q(name)} to die after SIGKILL`, () => {
-          return Promise.resolve(pidAlive(pid) ? undefined : true);
-        }, { timeoutMs: 10_000, intervalMs: 50 });
+        await waitFor(`node ${q(name)} to die after SIGKILL`, gone, {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        });
       }
     }
     await this.#teardownNode(meta);
   }
 
-  /** Unmounts the overlay and deletes the netns of a node whose nspawn is gone. */
+  /** Unmounts the overlay, deletes the netns and the cgroups of a node whose nspawn is gone. */
   async #teardownNode(meta: NodeMeta): Promise<void> {
+    if (meta.cgroup) {
+      const cgroup = meta.cgroup;
+      // The last processes of the node may still be leaving their cgroups.
+      await waitFor(`the cgroups of node ${q(meta.name)} to be removable`, () => {
+        return Promise.resolve(removeCgroupTree(cgroup).length === 0 ? true : undefined);
+      }, { timeoutMs: 10_000, intervalMs: 100 });
+    }
     const merged = join(this.#nodeDir(meta.name), "merged");
     if (mountPoints().includes(merged)) {
       await this.#runner.run(["umount", merged], { what: `unmount node ${q(meta.name)}` });
@@ -641,7 +637,11 @@ export class NspawnDriver implements Driver {
     await this.#writeMeta(meta);
   }
 
-  async delete(name: string, options: WaitOptions): Promise<boolean> {
+  delete(name: string, options: WaitOptions): Promise<boolean> {
+    return this.#delete(name, { timeoutMs: options.timeoutMs, force: false });
+  }
+
+  async #delete(name: string, options: { timeoutMs: number; force: boolean }): Promise<boolean> {
     const templatePath = join(this.stateDir, "templates", `${name}.json`);
     const meta = await this.#readMeta(name);
     if (!meta) {
@@ -652,7 +652,7 @@ export class NspawnDriver implements Driver {
       }
       return false;
     }
-    await this.stop(name, options);
+    await this.#halt(name, options);
     await Deno.remove(this.#nodeDir(name), { recursive: true });
     await this.#withLock(() => this.#releaseIfEmpty());
     return true;
@@ -694,6 +694,11 @@ export class NspawnDriver implements Driver {
     return { ip: meta.ip, ssh: { host: meta.ip, port: 22 } };
   }
 
+  /** The node's recorded state, or undefined when it does not exist. */
+  nodeMeta(name: string): Promise<NodeMeta | undefined> {
+    return this.#readMeta(name);
+  }
+
   /** The node's pinned public host key (`ssh-ed25519 AAAA…`). */
   async hostKey(name: string): Promise<string> {
     return (await this.#meta(name)).hostKeyPublic;
@@ -706,12 +711,17 @@ export class NspawnDriver implements Driver {
     return pid === undefined ? [] : [pid, ...containerPids(pid)];
   }
 
-  /** Deletes every node and template, the bridge, the claim and the state folder. */
+  /**
+   * Deletes every node (killed at once: their disks are discarded anyway) and template, the
+   * bridge, the claim and the state folder.
+   */
   async destroy(options: WaitOptions): Promise<void> {
     const errors: unknown[] = [];
     await Promise.all(
       (await this.#nodeNames()).map((name) =>
-        this.delete(name, options).catch((error) => errors.push(error))
+        this.#delete(name, { timeoutMs: options.timeoutMs, force: true }).catch((error) =>
+          errors.push(error)
+        )
       ),
     );
     try {

@@ -129,7 +129,8 @@ export async function ensureRootfs(
   const temp = `${path}.tmp-${Deno.pid}`;
   const script = `set -eu
 if [ -f '${path}/.complete' ]; then exit 0; fi
-rm -rf '${path}' '${temp}'
+# Under the lock no other build runs: temp folders left here are from killed builds.
+rm -rf '${path}' '${path}'.tmp-*
 debootstrap --variant=minbase --include=${
     ROOTFS_PACKAGES.join(",")
   } ${SUITE} '${temp}' '${mirror}' >'${temp}.log' 2>&1 || { tail -n 30 '${temp}.log' >&2; exit 1; }

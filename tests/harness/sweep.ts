@@ -18,6 +18,7 @@ import {
   releaseClaim,
 } from "./_net.ts";
 import { containerPids } from "./nspawn_driver.ts";
+import { cgroupDirs, removeCgroupTree } from "./_cgroup.ts";
 import { mountPoints, pidAlive, runRoot, sleep } from "./_util.ts";
 
 export interface SweepReport {
@@ -27,6 +28,7 @@ export interface SweepReport {
   bridges: string[];
   claims: number[];
   dirs: string[];
+  cgroups: string[];
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -81,8 +83,26 @@ async function unmountUnder(runner: Runner, dir: string, report: SweepReport): P
   }
 }
 
+/** Removes the cgroup subtrees recorded in the node metas under `stateDir`. */
+async function removeNodeCgroups(stateDir: string, report: SweepReport): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(join(stateDir, "nodes"))) {
+      try {
+        const meta = JSON.parse(
+          await Deno.readTextFile(join(stateDir, "nodes", entry.name, "meta.json")),
+        );
+        if (typeof meta.cgroup !== "string") continue;
+        const dirs = cgroupDirs(meta.cgroup);
+        const failed = removeCgroupTree(meta.cgroup);
+        report.cgroups.push(...dirs.filter((d) => !failed.includes(d)));
+      } catch { /* no meta: the node never got that far */ }
+    }
+  } catch { /* no nodes folder */ }
+}
+
 async function sweepClaim(runner: Runner, claim: NetClaim, report: SweepReport): Promise<void> {
   await killAll(nspawnPidsUnder(claim.stateDir), report);
+  await removeNodeCgroups(claim.stateDir, report);
   await unmountUnder(runner, claim.stateDir, report);
   for (const ns of await listNetns()) {
     if (ns.startsWith(`dtkt${claim.index}-`)) {
@@ -112,6 +132,7 @@ export async function sweepStale(runner: Runner = new LocalRunner()): Promise<Sw
     bridges: [],
     claims: [],
     dirs: [],
+    cgroups: [],
   };
   const claims = await readClaims();
   const live = new Set<number>();
@@ -157,6 +178,7 @@ export async function sweepStale(runner: Runner = new LocalRunner()): Promise<Sw
         if (Date.now() - (info.mtime?.getTime() ?? 0) < 3_600_000) continue;
       }
       await killAll(nspawnPidsUnder(dir), report);
+      await removeNodeCgroups(dir, report);
       await unmountUnder(runner, dir, report);
       await Deno.remove(dir, { recursive: true });
       report.dirs.push(dir);
