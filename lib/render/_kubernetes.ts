@@ -56,7 +56,9 @@ export function renderKubeletConfig(
     ...(features.runtimeEndpointInConfig
       ? { containerRuntimeEndpoint: `unix://${P.containerdSocket}` }
       : {}),
-    registerNode: true,
+    // The field exists from 1.27 (the same release that moved the runtime endpoint here);
+    // older kubelets know only the flag, whose default is true.
+    ...(features.runtimeEndpointInConfig ? { registerNode: true } : {}),
     resolvConf: "/etc/resolv.conf",
     runtimeRequestTimeout: "15m",
     staticPodPath: P.staticPods,

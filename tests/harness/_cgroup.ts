@@ -39,6 +39,16 @@ for dir in /sys/fs/cgroup/*; do
   # subtree it sees as root, which is what runc expects when it resolves its own cgroup.
   for pid in $(ls /proc | grep -x '[0-9]*'); do echo "$pid" >"$dir/cgroup.procs" 2>/dev/null || true; done
 done
+# The kubelet writes these kernel settings when they differ from what it wants. They are global
+# to the host kernel and the node's /proc/sys is read-only, so the node sees read-only files that
+# already hold the kubelet's values (a VM lets the kubelet set them in its own kernel).
+mkdir -p /run/dtk-tunables
+for kv in vm/overcommit_memory=1 kernel/panic=10 kernel/panic_on_oops=1; do
+  key=\${kv%%=*}
+  file=/run/dtk-tunables/$(echo "$key" | tr / .)
+  echo "\${kv#*=}" >"$file"
+  mount --bind -o ro "$file" "/proc/sys/$key" || true
+done
 `;
 
 export const CGROUP_UNIT = `[Unit]

@@ -67,6 +67,8 @@ export const CONTAINER_NSPAWN_ARGS: readonly string[] = [
   "--capability=all",
   // runc joins a fresh session keyring; nspawn's default seccomp filter refuses that.
   "--system-call-filter=add_key keyctl request_key",
+  // The kubelet's OOM watcher reads the kernel log; a VM has it, a container must be given it.
+  "--bind-ro=/dev/kmsg",
 ];
 
 interface TemplateMeta {
@@ -505,7 +507,10 @@ export class NspawnDriver implements Driver {
       `--network-namespace-path=/run/netns/${ns}`,
       "--console=pipe",
       ...(this.settings.containers
-        ? [...CONTAINER_NSPAWN_ARGS, `--bind=${join(dir, "containerd")}:/var/lib/containerd`]
+        ? [
+          ...CONTAINER_NSPAWN_ARGS,
+          `--bind=${join(dir, "containerd")}:/var/lib/containerd`,
+        ]
         : []),
       ...this.settings.nspawnArgs,
     ].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
