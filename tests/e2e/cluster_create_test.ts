@@ -142,7 +142,10 @@ Deno.test({
       await writeConfig({ failAt: "node/vm2/kubelet" });
       const failed = await dtk(create, { env });
       assert.equal(failed.code, 1, failed.stderr.slice(-2000));
-      assert.match(failed.stderr, /Step "node\/vm2\/kubelet" on node "vm2" failed: injected failure/);
+      assert.match(
+        failed.stderr,
+        /Step "node\/vm2\/kubelet" on node "vm2" failed: injected failure/,
+      );
       await writeConfig();
       const r = await dtk(create, { env });
       assert.equal(r.code, 0, r.stderr.slice(-3000));
@@ -217,6 +220,66 @@ Deno.test({
       );
       assert.deepEqual(changing, []);
       assert.ok(report.skipped.includes("control-plane/kube-apiserver"));
+    });
+
+    await t.step("dtk verify: clean, then each tampered file reported", async () => {
+      const clean = await dtk(["verify", "--config", configPath], { env });
+      assert.equal(clean.code, 0, clean.stderr.slice(-2000) + clean.stdout.slice(-2000));
+      assert.match(clean.stdout, /matches the lock and the config/);
+      await Deno.writeTextFile(join(dir, "verify-clean.txt"), clean.stdout);
+      const state = await StateStore.open(join(generated, "state.json"), cluster);
+      const on = async (node: string, command: string) => {
+        const a = state.node(node)!;
+        const remote = new SshRemote({
+          node,
+          host: a.ssh.host,
+          port: a.ssh.port,
+          identityFile: join(generated, "ssh", "id_ed25519"),
+          knownHostsFile: join(generated, "ssh", "known_hosts"),
+          controlDir: join(generated, "ssh"),
+        });
+        try {
+          await remote.exec(command, { timeoutMs: 30_000 });
+        } finally {
+          await remote.close();
+        }
+      };
+      // The kubelet runs: a copy is changed and renamed over it ("text file busy" otherwise).
+      await on(
+        "vm3",
+        "cp /usr/local/bin/kubelet /usr/local/bin/.k && printf x >> /usr/local/bin/.k && mv /usr/local/bin/.k /usr/local/bin/kubelet",
+      );
+      await on("vm1", "sed -i 's/--v=2/--v=9/' /etc/systemd/system/kube-scheduler.service");
+      await on(
+        "vm2",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=intruder " +
+          "-keyout /tmp/k.pem -out /var/lib/kubelet/kubelet.pem -days 1 2>/dev/null",
+      );
+      const tampered = await dtk(["verify", "--config", configPath, "--json"], { env });
+      assert.equal(tampered.code, 1, tampered.stderr.slice(-2000));
+      const report = JSON.parse(tampered.stdout) as {
+        nodes: { node: string; items: { item: string; status: string }[] }[];
+      };
+      const drifted = report.nodes.flatMap((n) =>
+        n.items.filter((i) => i.status !== "ok").map((i) => `${n.node} ${i.item} ${i.status}`)
+      );
+      assert.deepEqual(drifted.sort(), [
+        "vm1 /etc/systemd/system/kube-scheduler.service drifted",
+        "vm2 /var/lib/kubelet/kubelet.pem drifted",
+        "vm3 /usr/local/bin/kubelet drifted",
+      ]);
+      const text = await dtk(["verify", "--config", configPath], { env });
+      await Deno.writeTextFile(join(dir, "verify-tampered.txt"), text.stdout + text.stderr);
+      if (Deno.env.get("DTK_E2E_KEEP_OUTPUT")) {
+        await Deno.copyFile(
+          join(dir, "verify-clean.txt"),
+          Deno.env.get("DTK_E2E_KEEP_OUTPUT") + ".clean",
+        );
+        await Deno.copyFile(
+          join(dir, "verify-tampered.txt"),
+          Deno.env.get("DTK_E2E_KEEP_OUTPUT") + ".tampered",
+        );
+      }
     });
 
     await t.step("a node whose host key changed is refused", async () => {
