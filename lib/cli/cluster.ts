@@ -92,7 +92,10 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
         .argParser(parseBool).default(true),
     )
     .addOption(new Option("-j, --jobs <n>", "Steps run at once").argParser(parseJobs).default(4))
-    .option("--frozen", "Use dtk.lock as it is; fail when it is missing or lacks what the config needs")
+    .option(
+      "--frozen",
+      "Use dtk.lock as it is; fail when it is missing or lacks what the config needs",
+    )
     .option("--skip-preflight", "Do not check the host first (not recommended)")
     .addHelpText(
       "after",

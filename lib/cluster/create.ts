@@ -11,9 +11,8 @@ import { parseAllDocuments } from "yaml";
 import type { Config } from "../config/types.ts";
 import { DtkError, formatDuration, IntegrityError, q, TimeoutError } from "../errors/mod.ts";
 import type { Runner } from "../exec/mod.ts";
-import { exists } from "../fs/mod.ts";
 import type { Output } from "../ui/mod.ts";
-import { clusterDir, lockPath, storeDir } from "../paths/mod.ts";
+import { clusterDir, storeDir } from "../paths/mod.ts";
 import { ensurePki, ensureSshKey, type PkiLayout, pkiLayout, readAdminToken } from "../pki/mod.ts";
 import {
   NODE_PATHS,
@@ -777,7 +776,6 @@ export function formatCreateSummary(report: CreateReport, config: Config): strin
   return lines.join("\n");
 }
 
-export { exists };
 
 /**
  * With `--frozen` the lock is used exactly as it is: it must hold every artifact the config

@@ -34,32 +34,67 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
   {
     name: "unknown nested key with suggestion",
     yaml: "k8s:\n  clustercidr: 10.200.0.0/16\n",
-    expected: [[2, 3, "k8s.clustercidr", 'Unknown key "clustercidr" in "k8s"', 'did you mean "cluster-cidr"?']],
+    expected: [[
+      2,
+      3,
+      "k8s.clustercidr",
+      'Unknown key "clustercidr" in "k8s"',
+      'did you mean "cluster-cidr"?',
+    ]],
   },
   {
     name: "virt enum",
     yaml: "virt: xen\n",
-    expected: [[1, 7, "virt", '"virt" must be one of "kvm", "virtualbox", found "xen"', 'expected one of: "kvm", "virtualbox", "vbox"']],
+    expected: [[
+      1,
+      7,
+      "virt",
+      '"virt" must be one of "kvm", "virtualbox", found "xen"',
+      'expected one of: "kvm", "virtualbox", "vbox"',
+    ]],
   },
   {
     name: "test driver refused without the test switch",
     yaml: "virt: test-nspawn\n",
-    expected: [[1, 7, "virt", '"virt" must be one of "kvm", "virtualbox", found "test-nspawn"', 'expected one of: "kvm", "virtualbox", "vbox"']],
+    expected: [[
+      1,
+      7,
+      "virt",
+      '"virt" must be one of "kvm", "virtualbox", found "test-nspawn"',
+      'expected one of: "kvm", "virtualbox", "vbox"',
+    ]],
   },
   {
     name: "duplicate key",
     yaml: "virt: kvm\nvirt: virtualbox\n",
-    expected: [[2, 1, "", "Duplicate key: a key may appear only once in a map", "Remove or merge one of the two entries"]],
+    expected: [[
+      2,
+      1,
+      "",
+      "Duplicate key: a key may appear only once in a map",
+      "Remove or merge one of the two entries",
+    ]],
   },
   {
     name: "YAML syntax error",
     yaml: "k8s:\n  cluster-cidr: [10.200.0.0/16\n",
-    expected: [[3, 1, "", "Invalid YAML: flow sequence in block collection must be sufficiently indented and end with a ]", "Fix the YAML syntax"]],
+    expected: [[
+      3,
+      1,
+      "",
+      "Invalid YAML: flow sequence in block collection must be sufficiently indented and end with a ]",
+      "Fix the YAML syntax",
+    ]],
   },
   {
     name: "bool type",
     yaml: "k8s:\n  kube-proxy: maybe\n",
-    expected: [[2, 15, "k8s.kube-proxy", '"k8s.kube-proxy" must be true or false, found the string "maybe"']],
+    expected: [[
+      2,
+      15,
+      "k8s.kube-proxy",
+      '"k8s.kube-proxy" must be true or false, found the string "maybe"',
+    ]],
   },
   {
     name: "int type",
@@ -94,48 +129,99 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
   {
     name: "invalid CIDR",
     yaml: "k8s:\n  cluster-cidr: 10.200.0.0/33\n",
-    expected: [[2, 17, "k8s.cluster-cidr", '"k8s.cluster-cidr" must be a CIDR such as "10.200.0.0/16", found "10.200.0.0/33"']],
+    expected: [[
+      2,
+      17,
+      "k8s.cluster-cidr",
+      '"k8s.cluster-cidr" must be a CIDR such as "10.200.0.0/16", found "10.200.0.0/33"',
+    ]],
   },
   {
     name: "CIDR with host bits",
     yaml: "k8s:\n  cluster-cidr: 10.200.1.0/16\n",
-    expected: [[2, 17, "k8s.cluster-cidr", '"k8s.cluster-cidr" has host bits set: "10.200.1.0/16"', 'did you mean "10.200.0.0/16"?']],
+    expected: [[
+      2,
+      17,
+      "k8s.cluster-cidr",
+      '"k8s.cluster-cidr" has host bits set: "10.200.1.0/16"',
+      'did you mean "10.200.0.0/16"?',
+    ]],
   },
   {
     name: "cluster DNS outside the service CIDR",
     yaml: "k8s:\n  cluster-dns: 10.33.0.10\n",
-    expected: [[2, 16, "k8s.cluster-dns", '"k8s.cluster-dns" "10.33.0.10" is not inside the service CIDR "10.32.0.0/24"', "The DNS Service IP must come from k8s.service-cidr"]],
+    expected: [[
+      2,
+      16,
+      "k8s.cluster-dns",
+      '"k8s.cluster-dns" "10.33.0.10" is not inside the service CIDR "10.32.0.0/24"',
+      "The DNS Service IP must come from k8s.service-cidr",
+    ]],
   },
   {
     name: "cluster DNS on the kubernetes Service IP",
     yaml: "k8s:\n  cluster-dns: 10.32.0.1\n",
-    expected: [[2, 16, "k8s.cluster-dns", '"k8s.cluster-dns" "10.32.0.1" is reserved (the "kubernetes" Service IP)', "Use another address of the service CIDR, e.g. its 10th"]],
+    expected: [[
+      2,
+      16,
+      "k8s.cluster-dns",
+      '"k8s.cluster-dns" "10.32.0.1" is reserved (the "kubernetes" Service IP)',
+      "Use another address of the service CIDR, e.g. its 10th",
+    ]],
   },
   {
     name: "invalid IP",
     yaml: "k8s:\n  cluster-dns: 10.32.0.300\n",
-    expected: [[2, 16, "k8s.cluster-dns", '"k8s.cluster-dns" must be an IPv4 address, found "10.32.0.300"']],
+    expected: [[
+      2,
+      16,
+      "k8s.cluster-dns",
+      '"k8s.cluster-dns" must be an IPv4 address, found "10.32.0.300"',
+    ]],
   },
   {
     name: "service CIDR overlaps cluster CIDR",
     yaml: "k8s:\n  service-cidr: 10.200.5.0/24\n  cluster-dns: 10.200.5.10\n",
-    expected: [[2, 17, "k8s.service-cidr", 'The service CIDR "10.200.5.0/24" overlaps the cluster CIDR "10.200.0.0/16"', "Pods and Services need separate networks"]],
+    expected: [[
+      2,
+      17,
+      "k8s.service-cidr",
+      'The service CIDR "10.200.5.0/24" overlaps the cluster CIDR "10.200.0.0/16"',
+      "Pods and Services need separate networks",
+    ]],
   },
   {
     name: "pod CIDR outside the cluster CIDR",
     yaml: "vms:\n- name: vm1\n  pod-cidr: 10.201.0.0/24\n",
-    expected: [[3, 13, "vms[0].pod-cidr", '"vms[0].pod-cidr" "10.201.0.0/24" is not inside the cluster CIDR "10.200.0.0/16"']],
+    expected: [[
+      3,
+      13,
+      "vms[0].pod-cidr",
+      '"vms[0].pod-cidr" "10.201.0.0/24" is not inside the cluster CIDR "10.200.0.0/16"',
+    ]],
   },
   {
     name: "pod CIDRs overlap",
     yaml: "vms:\n- name: vm1\n  pod-cidr: 10.200.0.0/24\n- name: vm2\n  pod-cidr: 10.200.0.0/23\n",
-    expected: [[5, 13, "vms[1].pod-cidr", '"vms[1].pod-cidr" "10.200.0.0/23" overlaps "vms[0].pod-cidr"', "Give each VM its own pod subnet"]],
+    expected: [[
+      5,
+      13,
+      "vms[1].pod-cidr",
+      '"vms[1].pod-cidr" "10.200.0.0/23" overlaps "vms[0].pod-cidr"',
+      "Give each VM its own pod subnet",
+    ]],
   },
   {
     name: "cluster CIDR overlaps the VirtualBox host-only network",
     yaml: "virt: virtualbox\nk8s:\n  cluster-cidr: 192.168.0.0/16\n" +
       "vms:\n- name: vm1\n  pod-cidr: 192.168.200.0/24\n",
-    expected: [[3, 17, "k8s.cluster-cidr", '"k8s.cluster-cidr" "192.168.0.0/16" overlaps the host-only network "192.168.56.0/24"', "Choose a cluster network apart from vbox.host-only-network"]],
+    expected: [[
+      3,
+      17,
+      "k8s.cluster-cidr",
+      '"k8s.cluster-cidr" "192.168.0.0/16" overlaps the host-only network "192.168.56.0/24"',
+      "Choose a cluster network apart from vbox.host-only-network",
+    ]],
   },
   {
     name: "duplicate VM names",
@@ -145,7 +231,12 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
   {
     name: "VM name that is not a hostname",
     yaml: "vms:\n- name: my_vm\n",
-    expected: [[2, 9, "vms[0].name", '"vms[0].name" must be a valid hostname (lowercase letters, digits and "-", at most 63), found "my_vm"']],
+    expected: [[
+      2,
+      9,
+      "vms[0].name",
+      '"vms[0].name" must be a valid hostname (lowercase letters, digits and "-", at most 63), found "my_vm"',
+    ]],
   },
   {
     name: "VM without a name",
@@ -155,17 +246,35 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
   {
     name: "no VMs",
     yaml: "vms: []\n",
-    expected: [[1, 1, "vms", '"vms" is empty: a cluster needs at least one VM', "Add a VM, e.g. - name: vm1"]],
+    expected: [[
+      1,
+      1,
+      "vms",
+      '"vms" is empty: a cluster needs at least one VM',
+      "Add a VM, e.g. - name: vm1",
+    ]],
   },
   {
     name: "VirtualBox with both network modes",
-    yaml: "virt: vbox\nvbox:\n  host-network-interface: eth0\n  host-only-network: 192.168.56\n" + VMS,
-    expected: [[3, 27, "vbox.host-network-interface", 'Set only one of "vbox.host-network-interface" (bridged) and "vbox.host-only-network" (host-only)', "Empty the one you do not use"]],
+    yaml: "virt: vbox\nvbox:\n  host-network-interface: eth0\n  host-only-network: 192.168.56\n" +
+      VMS,
+    expected: [[
+      3,
+      27,
+      "vbox.host-network-interface",
+      'Set only one of "vbox.host-network-interface" (bridged) and "vbox.host-only-network" (host-only)',
+      "Empty the one you do not use",
+    ]],
   },
   {
     name: "VirtualBox host-only network that is not three octets",
     yaml: "virt: virtualbox\nvbox:\n  host-only-network: 192.168.56.0\n" + VMS,
-    expected: [[3, 22, "vbox.host-only-network", '"vbox.host-only-network" must be three octets such as "192.168.56", found "192.168.56.0"']],
+    expected: [[
+      3,
+      22,
+      "vbox.host-only-network",
+      '"vbox.host-only-network" must be three octets such as "192.168.56", found "192.168.56.0"',
+    ]],
   },
   {
     name: "unknown add-on",
@@ -175,77 +284,163 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
   {
     name: "two CNIs",
     yaml: "addons:\n- name: calico\n  enabled: true\n- name: cilium\n  enabled: true\n",
-    expected: [[5, 12, "addons[1].enabled", 'Only one CNI may be enabled, found "calico" and "cilium"', "Disable one of them"]],
+    expected: [[
+      5,
+      12,
+      "addons[1].enabled",
+      'Only one CNI may be enabled, found "calico" and "cilium"',
+      "Disable one of them",
+    ]],
   },
   {
     name: "CoreDNS before the CNI",
     yaml: "addons:\n- name: coredns\n  enabled: true\n- name: cilium\n  enabled: true\n",
-    expected: [[2, 9, "addons[0].name", 'Add-on "coredns" comes before the CNI "cilium", but its pods need the pod network', 'Move "cilium" to the top of "addons"']],
+    expected: [[
+      2,
+      9,
+      "addons[0].name",
+      'Add-on "coredns" comes before the CNI "cilium", but its pods need the pod network',
+      'Move "cilium" to the top of "addons"',
+    ]],
   },
   {
     name: "headlamp before nginx-gateway-fabric",
     yaml: "addons:\n- name: cilium\n  enabled: true\n- name: headlamp\n  enabled: true\n" +
       "- name: nginx-gateway-fabric\n  enabled: true\n",
-    expected: [[4, 9, "addons[1].name", 'Add-on "headlamp" is installed before "nginx-gateway-fabric", which it needs', 'Move "nginx-gateway-fabric" above "headlamp"']],
+    expected: [[
+      4,
+      9,
+      "addons[1].name",
+      'Add-on "headlamp" is installed before "nginx-gateway-fabric", which it needs',
+      'Move "nginx-gateway-fabric" above "headlamp"',
+    ]],
   },
   {
     name: "kubernetes-dashboard without its dependencies",
     yaml: "addons:\n- name: cilium\n  enabled: true\n- name: ingress-nginx\n  enabled: true\n" +
       "- name: kubernetes-dashboard\n  enabled: true\n",
-    expected: [[6, 9, "addons[2].name", 'Add-on "kubernetes-dashboard" needs "cert-manager", which is not enabled', 'Enable "cert-manager" above "kubernetes-dashboard"']],
+    expected: [[
+      6,
+      9,
+      "addons[2].name",
+      'Add-on "kubernetes-dashboard" needs "cert-manager", which is not enabled',
+      'Enable "cert-manager" above "kubernetes-dashboard"',
+    ]],
   },
   {
     name: "ssl-passthrough on the wrong add-on",
     yaml: "addons:\n- name: cilium\n  enabled: true\n  ssl-passthrough: true\n",
-    expected: [[4, 20, "addons[0].ssl-passthrough", '"ssl-passthrough" applies only to "ingress-nginx"']],
+    expected: [[
+      4,
+      20,
+      "addons[0].ssl-passthrough",
+      '"ssl-passthrough" applies only to "ingress-nginx"',
+    ]],
   },
   {
     name: "external-dns without the host IP",
     yaml: "addons:\n- name: cilium\n  enabled: true\n- name: external-dns\n  enabled: true\n",
-    expected: [[1, 1, "dns.host-ip", 'Add-on "external-dns" needs "dns.host-ip": the desktop address the guests reach the webhook on', "Set dns.host-ip, e.g. the libvirt bridge address 192.168.122.1"]],
+    expected: [[
+      1,
+      1,
+      "dns.host-ip",
+      'Add-on "external-dns" needs "dns.host-ip": the desktop address the guests reach the webhook on',
+      "Set dns.host-ip, e.g. the libvirt bridge address 192.168.122.1",
+    ]],
   },
   {
     name: "unknown containerized component",
     yaml: "k8s:\n  containerized-cplane: etcd,kube-scheduller\n",
-    expected: [[2, 25, "k8s.containerized-cplane", 'Unknown control-plane component "kube-scheduller" in "k8s.containerized-cplane"', 'did you mean "kube-scheduler"?']],
+    expected: [[
+      2,
+      25,
+      "k8s.containerized-cplane",
+      'Unknown control-plane component "kube-scheduller" in "k8s.containerized-cplane"',
+      'did you mean "kube-scheduler"?',
+    ]],
   },
   {
     name: "mirror enabled with the placeholder",
     yaml: "k8s:\n  containerd-mirror:\n    enabled: true\n",
-    expected: [[2, 3, "k8s.containerd-mirror.config", '"k8s.containerd-mirror.config" still holds the placeholder while the mirror is enabled', 'Write the hosts.toml content, e.g. [host."http://192.168.0.49:8080"] with capabilities = ["pull", "resolve"]']],
+    expected: [[
+      2,
+      3,
+      "k8s.containerd-mirror.config",
+      '"k8s.containerd-mirror.config" still holds the placeholder while the mirror is enabled',
+      'Write the hosts.toml content, e.g. [host."http://192.168.0.49:8080"] with capabilities = ["pull", "resolve"]',
+    ]],
   },
   {
     name: "bad Kubernetes version",
     yaml: "versions:\n  kubernetes: 1.35\n",
-    expected: [[2, 15, "versions.kubernetes", '"versions.kubernetes" must be a release version such as "v1.35.0", found "1.35"', "Write it as upstream tags the release"]],
+    expected: [[
+      2,
+      15,
+      "versions.kubernetes",
+      '"versions.kubernetes" must be a release version such as "v1.35.0", found "1.35"',
+      "Write it as upstream tags the release",
+    ]],
   },
   {
     name: "cloud image with VirtualBox",
     yaml: "virt: virtualbox\nvm:\n  template-source: cloud-image\n" + VMS,
-    expected: [[3, 20, "vm.template-source", '"vm.template-source" "cloud-image" needs "virt: kvm"', 'Use "template-source: kickstart" with VirtualBox']],
+    expected: [[
+      3,
+      20,
+      "vm.template-source",
+      '"vm.template-source" "cloud-image" needs "virt: kvm"',
+      'Use "template-source: kickstart" with VirtualBox',
+    ]],
   },
   {
     name: "VM named like the template",
     yaml: "vm:\n  template-vmname: vm1\n" + VMS,
-    expected: [[4, 9, "vms[0].name", 'VM name "vm1" is the template\'s name ("vm.template-vmname")', "Give the VM or the template another name"]],
+    expected: [[
+      4,
+      9,
+      "vms[0].name",
+      'VM name "vm1" is the template\'s name ("vm.template-vmname")',
+      "Give the VM or the template another name",
+    ]],
   },
   {
     name: "bad cluster name",
     yaml: "cluster:\n  name: My Cluster\n",
-    expected: [[2, 9, "cluster.name", '"cluster.name" must be a DNS label (lowercase letters, digits and "-", at most 63), found "My Cluster"']],
+    expected: [[
+      2,
+      9,
+      "cluster.name",
+      '"cluster.name" must be a DNS label (lowercase letters, digits and "-", at most 63), found "My Cluster"',
+    ]],
   },
   {
     name: "mirror that is not a URL",
     yaml: "store:\n  mirrors: [mirror.example]\n",
-    expected: [[2, 13, "store.mirrors[0]", '"store.mirrors[0]" must be an http(s):// or file:// URL or an absolute folder, found "mirror.example"']],
+    expected: [[
+      2,
+      13,
+      "store.mirrors[0]",
+      '"store.mirrors[0]" must be an http(s):// or file:// URL or an absolute folder, found "mirror.example"',
+    ]],
   },
   {
     name: "several problems at once, sorted by position",
     yaml: "virt: kvmm\nk8s:\n  kube-proxy: 3\nvms:\n- name: A\n",
     expected: [
-      [1, 7, "virt", '"virt" must be one of "kvm", "virtualbox", found "kvmm"', 'did you mean "kvm"?'],
+      [
+        1,
+        7,
+        "virt",
+        '"virt" must be one of "kvm", "virtualbox", found "kvmm"',
+        'did you mean "kvm"?',
+      ],
       [3, 15, "k8s.kube-proxy", '"k8s.kube-proxy" must be true or false, found the number 3'],
-      [5, 9, "vms[0].name", '"vms[0].name" must be a valid hostname (lowercase letters, digits and "-", at most 63), found "A"'],
+      [
+        5,
+        9,
+        "vms[0].name",
+        '"vms[0].name" must be a valid hostname (lowercase letters, digits and "-", at most 63), found "A"',
+      ],
     ],
   },
 ];
@@ -361,6 +556,8 @@ Deno.test("config: the default config.yaml documents every key it sets", () => {
 
 Deno.test("config: the README's config reference lists every key", async () => {
   const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-  const missing = documentedKeys().map((k) => k.path).filter((path) => !readme.includes(`\`${path}\``));
+  const missing = documentedKeys().map((k) => k.path).filter((path) =>
+    !readme.includes(`\`${path}\``)
+  );
   assertEquals(missing, []);
 });

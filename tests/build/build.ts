@@ -35,9 +35,10 @@ if (!compiled.success) {
   const unreachable = /dns error|failed to lookup|Connection refused|error sending request|denort/i
     .test(stderr);
   if (unreachable) {
-    const reason = stderr.split("\n").map((l) => l.trim()).filter((l) =>
-      /dns error|lookup|refused|sending request|download/i.test(l)
-    ).join("; ") || "download failed";
+    const reason = stderr.split("\n").map((l) =>
+      l.trim()
+    ).filter((l) => /dns error|lookup|refused|sending request|download/i.test(l)).join("; ") ||
+      "download failed";
     const message =
       `SKIP: deno compile needs the denort base binary from Deno's download host, which this machine cannot reach (${reason})`;
     if (require) {
