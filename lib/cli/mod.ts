@@ -12,7 +12,7 @@ import { registerConfigCommands } from "./config.ts";
 import { registerCompletionCommand } from "./completion.ts";
 import { registerStoreCommands } from "./store.ts";
 import { registerAddonsCommands } from "./addons.ts";
-import { registerDoctorCommands } from "./doctor.ts";
+import { type DoctorCommandOptions, registerDoctorCommands } from "./doctor.ts";
 import { registerClusterCommands } from "./cluster.ts";
 import { registerCertsCommands } from "./certs.ts";
 import { registerVerifyCommands } from "./verify.ts";
@@ -28,7 +28,12 @@ installed the hard way, every artifact pinned by sha256 in dtk.lock.`;
 /** Builds the whole command tree. Output goes through `write`, so tests can capture help text. */
 export function buildProgram(
   ctx: CliContext,
-  options: { write?: (text: string) => void; helpWidth?: number } = {},
+  options: {
+    write?: (text: string) => void;
+    helpWidth?: number;
+    /** Where `doctor` looks for /proc, /sys, /dev (tests give a fake root). */
+    doctor?: DoctorCommandOptions;
+  } = {},
 ) {
   const write = options.write ?? ((text: string) => ctx.out.data(text.replace(/\n$/, "")));
   const program = new Command("dtk")
@@ -63,7 +68,7 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
   const p = program as unknown as Command;
   registerClusterCommands(p, ctx);
   registerVerifyCommands(p, ctx);
-  registerDoctorCommands(p, ctx);
+  registerDoctorCommands(p, ctx, options.doctor);
   registerStoreCommands(p, ctx);
   registerCertsCommands(p, ctx);
   registerAddonsCommands(p, ctx);

@@ -776,7 +776,6 @@ export function formatCreateSummary(report: CreateReport, config: Config): strin
   return lines.join("\n");
 }
 
-
 /**
  * With `--frozen` the lock is used exactly as it is: it must hold every artifact the config
  * needs, at the config's versions. (kubectl is catalogued for the user; dtk installs it nowhere.)

@@ -2,7 +2,6 @@
 import assert from "node:assert/strict";
 import { buildProgram } from "../../lib/cli/mod.ts";
 import type { CliContext } from "../../lib/cli/context.ts";
-import { registerDoctorCommands } from "../../lib/cli/doctor.ts";
 import type { Config } from "../../lib/config/types.ts";
 import { DtkError, ExitCode } from "../../lib/errors/mod.ts";
 import { LocalRunner } from "../../lib/exec/mod.ts";
@@ -38,8 +37,7 @@ async function dtk(
     env: host.env(),
     loadConfig: () => Promise.resolve(host.config(options.config)),
   };
-  const program = buildProgram(ctx);
-  registerDoctorCommands(program, ctx, { root: host.root });
+  const program = buildProgram(ctx, { doctor: { root: host.root } });
   try {
     await program.parseAsync(args, { from: "user" });
     return { code: 0, stdout, stderr };
