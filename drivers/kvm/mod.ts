@@ -31,6 +31,7 @@ import type {
   WaitOptions,
 } from "../types.ts";
 import { pollUntil, realSleep } from "../_wait.ts";
+import { missing, requireMedia } from "../_common.ts";
 import { domainXml, randomMac, xmlText } from "./_xml.ts";
 
 export interface KvmDriverOptions {
@@ -526,22 +527,6 @@ function parseState(text: string): VmState {
     default:
       return "unknown";
   }
-}
-
-function missing(name: string): DtkError {
-  return new DtkError(`VM ${q(name)} does not exist`, {
-    hint: "Create the cluster first: dtk cluster create",
-  });
-}
-
-function requireMedia(spec: TemplateSpec, key: keyof TemplateSpec["media"]): string {
-  const path = spec.media[key];
-  if (!path) {
-    throw new DtkError(`No ${q(key)} medium was given for template VM ${q(spec.name)}`, {
-      hint: "Run dtk fetch, then try again",
-    });
-  }
-  return path;
 }
 
 /** A TCP port on 127.0.0.1 that is free right now. */

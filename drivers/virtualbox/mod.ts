@@ -27,6 +27,7 @@ import type {
   WaitOptions,
 } from "../types.ts";
 import { pollUntil, realSleep } from "../_wait.ts";
+import { missing, requireMedia } from "../_common.ts";
 
 export interface VirtualBoxDriverOptions {
   runner: Runner;
@@ -485,20 +486,4 @@ export class VirtualBoxDriver implements Driver {
     }
     return r.stdout.match(/^Value:\s*(\S+)/m)?.[1];
   }
-}
-
-function missing(name: string): DtkError {
-  return new DtkError(`VM ${q(name)} does not exist`, {
-    hint: "Create the cluster first: dtk cluster create",
-  });
-}
-
-function requireMedia(spec: TemplateSpec, key: keyof TemplateSpec["media"]): string {
-  const path = spec.media[key];
-  if (!path) {
-    throw new DtkError(`No ${q(key)} medium was given for template VM ${q(spec.name)}`, {
-      hint: "Run dtk fetch, then try again",
-    });
-  }
-  return path;
 }

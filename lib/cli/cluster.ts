@@ -11,7 +11,7 @@ import { DtkError, PrerequisiteError, q, UsageError } from "../errors/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
 import { generatedDir, lockPath, storeDir } from "../paths/mod.ts";
 import { buildPlan, formatPlan } from "../plan/mod.ts";
-import { checkLockCovers, ClusterCreate, formatCreateSummary } from "../cluster/create.ts";
+import { checkLockCovers, ClusterCreate, formatCreateSummary } from "../cluster/mod.ts";
 import { preflight, preflightError } from "../doctor/mod.ts";
 import { pkiLayout } from "../pki/mod.ts";
 import { mergeKubeconfig } from "../kubeconfig/mod.ts";

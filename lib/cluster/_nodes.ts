@@ -9,6 +9,7 @@ import { DtkError, q } from "../errors/mod.ts";
 import type { Runner } from "../exec/mod.ts";
 import type { Config } from "../config/types.ts";
 import type { PkiLayout } from "../pki/mod.ts";
+import type { PkiSource } from "../render/mod.ts";
 import { generateHostKey } from "../pki/mod.ts";
 import { KnownHosts, type Remote, SshRemote } from "../remote/mod.ts";
 import { exists, writeFileAtomic, writeSecretAtomic } from "../fs/mod.ts";
@@ -121,5 +122,25 @@ export class Nodes {
   async closeAll(): Promise<void> {
     await Promise.all([...this.#remotes.values()].map((r) => r.close().catch(() => {})));
     this.#remotes.clear();
+  }
+}
+
+/** The local file behind a PKI placement: what `cluster create` uploads and `verify` compares. */
+export function pkiSourceFile(layout: PkiLayout, source: PkiSource): string {
+  switch (source.kind) {
+    case "ca-cert":
+      return layout.caCert;
+    case "ca-key":
+      return layout.caKey;
+    case "cert":
+      return layout.cert(source.identity);
+    case "key":
+      return layout.key(source.identity);
+    case "kubeconfig":
+      return layout.kubeconfig(source.identity);
+    case "encryption-config":
+      return layout.encryptionConfig;
+    case "static-token":
+      return layout.staticToken;
   }
 }

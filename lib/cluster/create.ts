@@ -16,7 +16,6 @@ import { clusterDir, storeDir } from "../paths/mod.ts";
 import { ensurePki, ensureSshKey, type PkiLayout, pkiLayout, readAdminToken } from "../pki/mod.ts";
 import {
   NODE_PATHS,
-  type PkiSource,
   renderApiserverRbac,
   type RenderInput,
   renderNodes,
@@ -51,7 +50,7 @@ import {
 } from "../../store/mod.ts";
 import type { Driver, TemplateSpec } from "../../drivers/types.ts";
 import { binaryCopies } from "./_binaries.ts";
-import { Nodes } from "./_nodes.ts";
+import { Nodes, pkiSourceFile } from "./_nodes.ts";
 
 /** Every bounded wait of a create, in milliseconds. */
 export interface CreateTimeouts {
@@ -372,27 +371,6 @@ export class ClusterCreate {
     );
   }
 
-  /** The local file behind a PKI placement. */
-  #pkiFile(source: PkiSource): string {
-    const l = this.#layout;
-    switch (source.kind) {
-      case "ca-cert":
-        return l.caCert;
-      case "ca-key":
-        return l.caKey;
-      case "cert":
-        return l.cert(source.identity);
-      case "key":
-        return l.key(source.identity);
-      case "kubeconfig":
-        return l.kubeconfig(source.identity);
-      case "encryption-config":
-        return l.encryptionConfig;
-      case "static-token":
-        return l.staticToken;
-    }
-  }
-
   #stepFiles(step: Step): StepFiles[] {
     const node = step.node!;
     const input = this.#renderInput(node);
@@ -410,7 +388,12 @@ export class ClusterCreate {
         const steps = this.#stepFiles(step);
         const pki = new Map<string, string>();
         for (const s of steps) {
-          for (const p of s.pki) pki.set(p.path, await Deno.readTextFile(this.#pkiFile(p.source)));
+          for (const p of s.pki) {
+            pki.set(
+              p.path,
+              await Deno.readTextFile(pkiSourceFile(this.#layout, p.source)),
+            );
+          }
         }
         const source = {
           lock: this.#o.lock,

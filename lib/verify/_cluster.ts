@@ -32,8 +32,7 @@ import {
 } from "../render/mod.ts";
 import type { Remote } from "../remote/mod.ts";
 import { StateStore } from "../pipeline/mod.ts";
-import { binaryCopies } from "../cluster/_binaries.ts";
-import { Nodes } from "../cluster/_nodes.ts";
+import { binaryCopies, Nodes, pkiSourceFile as pkiFile } from "../cluster/mod.ts";
 import type { Lockfile } from "../../store/mod.ts";
 import { shortDiff } from "./_diff.ts";
 import { reportedVersion, VERSIONED_BINARIES, versionMatches } from "./_versions.ts";
@@ -114,26 +113,6 @@ function sha256(text: string | Uint8Array): string {
 
 function octal(mode: number): string {
   return mode.toString(8);
-}
-
-/** The local file behind a PKI placement (as `cluster create` uploads it). */
-function pkiFile(layout: PkiLayout, source: PkiSource): string {
-  switch (source.kind) {
-    case "ca-cert":
-      return layout.caCert;
-    case "ca-key":
-      return layout.caKey;
-    case "cert":
-      return layout.cert(source.identity);
-    case "key":
-      return layout.key(source.identity);
-    case "kubeconfig":
-      return layout.kubeconfig(source.identity);
-    case "encryption-config":
-      return layout.encryptionConfig;
-    case "static-token":
-      return layout.staticToken;
-  }
 }
 
 interface BinaryExpectation {

@@ -10,11 +10,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import {
+  BOX_IMAGE,
   k8sStatus,
   nodeSupport,
   prepareArtifacts,
   startArtifactMirror,
   sweepStale,
+  writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
 import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
@@ -123,6 +125,8 @@ Deno.test({
       }),
     );
   await writeConfig();
+  // No registry here: the sandbox (pause) and test images come from images/, which dtk preloads.
+  await writeTestImages(join(dir, "images", "box.tar"));
   const env = { DTK_STORE: join(dir, "store") };
   const create = ["cluster", "create", "--config", configPath, "--frozen", "--jobs", "4"];
   const generated = join(dir, "generated", cluster);
@@ -209,6 +213,52 @@ Deno.test({
     } finally {
       kube.close();
     }
+
+    await t.step("a pod from a preloaded image runs; logs and exec reach it", async () => {
+      const kubectl = async (args: string[], stdin?: string) => {
+        const child = new Deno.Command("kubectl", {
+          args: ["--kubeconfig", kubeconfig, ...args],
+          stdin: stdin === undefined ? "null" : "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        if (stdin !== undefined) {
+          const w = child.stdin.getWriter();
+          await w.write(new TextEncoder().encode(stdin));
+          await w.close();
+        }
+        const out = await child.output();
+        const d = new TextDecoder();
+        return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+      };
+      const pod = {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "box", namespace: "default" },
+        spec: {
+          nodeName: "vm2",
+          automountServiceAccountToken: false,
+          containers: [{ name: "box", image: BOX_IMAGE, imagePullPolicy: "Never" }],
+        },
+      };
+      const created = await kubectl(["apply", "-f", "-"], JSON.stringify(pod));
+      assert.equal(created.code, 0, created.stderr);
+      const waited = await kubectl([
+        "wait",
+        "pod/box",
+        "--for=condition=Ready",
+        "--timeout=120s",
+      ]);
+      const describe = waited.code === 0 ? "" : (await kubectl(["describe", "pod", "box"])).stdout;
+      assert.equal(waited.code, 0, `${waited.stderr}\n${describe}`);
+      const logs = await kubectl(["logs", "box"]);
+      assert.match(logs.stdout, /hello-from-a-dtk-node/, logs.stderr);
+      const exec = await kubectl(["exec", "box", "--", "hostname"]);
+      assert.equal(exec.stdout.trim(), "box", exec.stderr);
+      const ip = await kubectl(["get", "pod", "box", "-o", "jsonpath={.status.podIP}"]);
+      assert.match(ip.stdout, /^10\.200\.1\.\d+$/, "the pod IP comes from vm2's pod CIDR");
+      await kubectl(["delete", "pod", "box", "--wait=false"]);
+    });
 
     await t.step("a second run changes nothing", async () => {
       const r = await dtk([...create, "--json"], { env });

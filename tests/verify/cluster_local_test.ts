@@ -21,7 +21,7 @@ import {
   updateHosts,
 } from "../../lib/render/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
-import { binaryCopies } from "../../lib/cluster/_binaries.ts";
+import { binaryCopies } from "../../lib/cluster/mod.ts";
 import { type ClusterReport, verifyCluster, type VerifyItem } from "../../lib/verify/mod.ts";
 import { addFile, type Lockfile, openStore } from "../../store/mod.ts";
 

@@ -28,8 +28,8 @@ import {
   updateHosts,
 } from "../../lib/render/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
-import { binaryCopies } from "../../lib/cluster/_binaries.ts";
-import { Nodes } from "../../lib/cluster/_nodes.ts";
+import { binaryCopies } from "../../lib/cluster/mod.ts";
+import { Nodes, pkiSourceFile } from "../../lib/cluster/mod.ts";
 import { addFile, type Lockfile, openStore, serializeLock } from "../../store/mod.ts";
 import { type ClusterReport, formatClusterReport, type VerifyItem } from "../../lib/verify/mod.ts";
 import {
@@ -108,23 +108,7 @@ function testConfig(dir: string, storeDir: string, versions: Config["versions"])
 }
 
 function localPki(config: Config, source: PkiSource): string {
-  const l = pkiLayout(config);
-  switch (source.kind) {
-    case "ca-cert":
-      return l.caCert;
-    case "ca-key":
-      return l.caKey;
-    case "cert":
-      return l.cert(source.identity);
-    case "key":
-      return l.key(source.identity);
-    case "kubeconfig":
-      return l.kubeconfig(source.identity);
-    case "encryption-config":
-      return l.encryptionConfig;
-    case "static-token":
-      return l.staticToken;
-  }
+  return pkiSourceFile(pkiLayout(config), source);
 }
 
 /** Puts on each node what `cluster create` would: rendered files, binaries, PKI, host edits. */
