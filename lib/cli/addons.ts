@@ -7,8 +7,7 @@ import { type Command, Option } from "commander";
 import type { Config } from "../config/types.ts";
 import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { exists } from "../fs/mod.ts";
-import { lockPath, storeDir } from "../paths/mod.ts";
-import { pkiLayout, readAdminToken } from "../pki/mod.ts";
+import { lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
 import { table } from "../ui/mod.ts";
 import {
   addonChart,
@@ -91,7 +90,7 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
           },
         );
       }
-      const token = await readAdminToken(config);
+      const token = await (await import("../pki/mod.ts")).readAdminToken(config);
       if (token === undefined) {
         throw new DtkError(
           `Cluster ${q(config.cluster.name)} has no admin token in ${q(layout.staticToken)}`,

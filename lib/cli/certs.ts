@@ -3,7 +3,11 @@ import { type Command, Option } from "commander";
 import { DtkError, q, UsageError } from "../errors/mod.ts";
 import { table } from "../ui/mod.ts";
 import { exists } from "../fs/mod.ts";
-import { checkPki, ensurePki, listCerts, type NodeIp, pkiLayout } from "../pki/mod.ts";
+import type { NodeIp } from "../pki/mod.ts";
+import { pkiLayout } from "../paths/mod.ts";
+
+// The X.509 code loads only when a certs command runs: other commands start faster.
+const pki = () => import("../pki/mod.ts");
 import type { CliContext, GlobalOptions } from "./context.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -49,7 +53,7 @@ export function registerCertsCommands(program: Command, ctx: CliContext): void {
     .action(async function (this: Command) {
       const globals = this.optsWithGlobals() as GlobalOptions;
       const config = await ctx.loadConfig(globals);
-      const { certs: list, errors } = await listCerts(config);
+      const { certs: list, errors } = await (await pki()).listCerts(config);
       if (globals.json) {
         ctx.out.data(JSON.stringify({ certs: list, errors }, null, 2));
         return;
@@ -97,7 +101,7 @@ export function registerCertsCommands(program: Command, ctx: CliContext): void {
           hint: "They are made by: dtk cluster create (or dtk certs generate --node-ip …)",
         });
       }
-      const result = await checkPki(config, {
+      const result = await (await pki()).checkPki(config, {
         nodes: options.nodeIp ? orderNodes(config.vms, options.nodeIp) : undefined,
         renewBeforeDays: options.renewBefore,
       });
@@ -136,7 +140,7 @@ export function registerCertsCommands(program: Command, ctx: CliContext): void {
     .action(async function (this: Command, options: { nodeIp: NodeIp[] }) {
       const globals = this.optsWithGlobals() as GlobalOptions;
       const config = await ctx.loadConfig(globals);
-      const result = await ensurePki(config, orderNodes(config.vms, options.nodeIp));
+      const result = await (await pki()).ensurePki(config, orderNodes(config.vms, options.nodeIp));
       const changed = result.files.filter((f) => f.action !== "kept");
       if (globals.json) {
         ctx.out.data(JSON.stringify({ root: result.layout.root, files: result.files }, null, 2));

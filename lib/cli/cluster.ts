@@ -9,11 +9,9 @@ import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { DtkError, PrerequisiteError, q, UsageError } from "../errors/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
-import { generatedDir, lockPath, storeDir } from "../paths/mod.ts";
+import { generatedDir, lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
 import { buildPlan, formatPlan } from "../plan/mod.ts";
-import { checkLockCovers, ClusterCreate, formatCreateSummary } from "../cluster/mod.ts";
 import { preflight, preflightError } from "../doctor/mod.ts";
-import { pkiLayout } from "../pki/mod.ts";
 import { mergeKubeconfig } from "../kubeconfig/mod.ts";
 import { SshRemote } from "../remote/mod.ts";
 import { StateStore } from "../pipeline/mod.ts";
@@ -151,6 +149,10 @@ is touched (exit 3).`,
       }
       const lock = await readLock(path);
       if (!lock) throw new DtkError(`Cannot read the lock ${q(path)}`);
+      // The pipeline (and the X.509 code it needs) loads only when a cluster is created.
+      const { checkLockCovers, ClusterCreate, formatCreateSummary } = await import(
+        "../cluster/mod.ts"
+      );
       if (opts.frozen) checkLockCovers(config, lock, path);
       const abort = new AbortController();
       const onSignal = () => {

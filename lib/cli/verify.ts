@@ -10,13 +10,10 @@ import { DtkError, IntegrityError, q, UsageError } from "../errors/mod.ts";
 import { lockPath, storeDir } from "../paths/mod.ts";
 import type { RenderOverrides } from "../render/mod.ts";
 import { formatBytes, table } from "../ui/mod.ts";
-import {
-  formatClusterReport,
-  type UpstreamResult,
-  verifyCluster,
-  verifyFiles,
-  verifyUpstreams,
-} from "../verify/mod.ts";
+import type { UpstreamResult } from "../verify/mod.ts";
+
+// The checks (and the X.509 code) load only when verify runs.
+const verifier = () => import("../verify/mod.ts");
 import { type Lockfile, openStore, readLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 
@@ -103,7 +100,7 @@ async function cluster(
 ): Promise<void> {
   const lock = await lockOf(config);
   if (!o.json) ctx.out.info(`Checking ${config.vms.length} node(s) of ${q(config.cluster.name)} …`);
-  const report = await verifyCluster(config, {
+  const report = await (await verifier()).verifyCluster(config, {
     lock,
     runner: ctx.runner,
     storeDir: storeDir(config, ctx.env),
@@ -112,7 +109,9 @@ async function cluster(
       | undefined,
     timeoutMs: o.timeoutMs,
   });
-  ctx.out.data(o.json ? JSON.stringify(report, null, 2) : formatClusterReport(report));
+  ctx.out.data(
+    o.json ? JSON.stringify(report, null, 2) : (await verifier()).formatClusterReport(report),
+  );
   const c = report.counts;
   if (report.outcome === "drifted") {
     throw new DtkError(
@@ -167,7 +166,7 @@ async function upstreams(
         "only the lock's checksum URLs are checked",
     );
   }
-  const report = await verifyUpstreams(lock, { specs, timeoutMs: o.timeoutMs });
+  const report = await (await verifier()).verifyUpstreams(lock, { specs, timeoutMs: o.timeoutMs });
   if (o.json) ctx.out.data(JSON.stringify(report, null, 2));
   else {
     const lines = [
@@ -201,7 +200,7 @@ async function upstreams(
 async function files(ctx: CliContext, config: Config, o: { json?: boolean }): Promise<void> {
   const lock = await lockOf(config);
   const store = openStore(storeDir(config, ctx.env));
-  const report = await verifyFiles(lock, { store });
+  const report = await (await verifier()).verifyFiles(lock, { store });
   if (o.json) ctx.out.data(JSON.stringify(report, null, 2));
   else {
     const rows = report.results.map((r) => [
