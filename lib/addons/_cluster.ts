@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { DtkError, q, UsageError } from "../errors/mod.ts";
 import { commandFailed, type Runner } from "../exec/mod.ts";
 import { type AddonName, type Config, isAddonName } from "../config/mod.ts";
@@ -217,50 +217,4 @@ export function nodeStepScript(step: NodeStep): string {
   }
   lines.push(...step.commands);
   return lines.join("\n") + "\n";
-}
-
-export interface SshNodeOptions {
-  runner: Runner;
-  nodes: readonly ClusterNode[];
-  /** The cluster's private key. */
-  identity: string;
-  /** The cluster's own known_hosts (pinned host keys); never the user's. */
-  knownHosts: string;
-  timeoutMs?: number;
-  ssh?: string;
-}
-
-/** Runs node steps over the system ssh, as root, with the cluster's key and pinned host keys. */
-export function sshNodeStepRunner(options: SshNodeOptions): (step: NodeStep) => Promise<void> {
-  return async (step) => {
-    for (const node of stepNodes(step, options.nodes)) {
-      const argv = [
-        options.ssh ?? "ssh",
-        "-i",
-        options.identity,
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        `UserKnownHostsFile=${options.knownHosts}`,
-        "-o",
-        "ConnectTimeout=15",
-        `root@${node.ip}`,
-        "sh -s",
-      ];
-      await options.runner.run(argv, {
-        stdin: nodeStepScript(step),
-        timeoutMs: options.timeoutMs ?? 10 * 60_000,
-        what: `node step ${q(step.id)} on ${q(node.name)}`,
-      });
-    }
-  };
-}
-
-/** The cluster's known_hosts file under `generated/<cluster>/ssh/`. */
-export function knownHostsPath(sshDir: string): string {
-  return join(sshDir, "known_hosts");
 }

@@ -68,12 +68,9 @@ export {
   type HelmRelease,
   installedAddons,
   installProblems,
-  knownHostsPath,
   listNodes,
   listReleases,
   nodeStepScript,
   parseAddonName,
-  type SshNodeOptions,
-  sshNodeStepRunner,
   stepNodes,
 } from "./_cluster.ts";

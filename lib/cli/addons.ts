@@ -4,6 +4,7 @@
  * @module
  */
 import { type Command, Option } from "commander";
+import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { exists } from "../fs/mod.ts";
@@ -18,11 +19,9 @@ import {
   installAddon,
   installedAddons,
   installProblems,
-  knownHostsPath,
   listNodes,
   listReleases,
   parseAddonName,
-  sshNodeStepRunner,
 } from "../addons/mod.ts";
 import { DEFAULT_WEBHOOK_PORT, startDnsWebhook } from "../dnswebhook/mod.ts";
 import { artifactPath, type Lockfile, requireLock } from "../../store/mod.ts";
@@ -64,6 +63,17 @@ function lockedPath(config: Config, lock: Lockfile, artifact: string, addon: Add
 function listedOrder(config: Config): AddonName[] {
   const listed = config.addons.map((a) => a.name as AddonName);
   return [...listed, ...[...ADDONS.keys()].filter((n) => !listed.includes(n))];
+}
+
+/** Node steps run over the cluster's nodes as `cluster create` reaches them (state.json). */
+async function nodeStepRunner(config: Config, ctx: CliContext) {
+  const [{ addonNodeStepRunner, Nodes }, { StateStore }] = await Promise.all([
+    import("../cluster/mod.ts"),
+    import("../pipeline/mod.ts"),
+  ]);
+  const layout = pkiLayout(config);
+  const state = await StateStore.open(join(layout.root, "state.json"), config.cluster.name);
+  return addonNodeStepRunner(new Nodes(config, { layout, state, runner: ctx.runner }));
 }
 
 export function registerAddonsCommands(program: Command, ctx: CliContext): void {
@@ -129,12 +139,7 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
         kubeconfig,
         runner: ctx.runner,
         artifactPath: (artifact) => lockedPath(config, lock, artifact, name),
-        runNodeStep: sshNodeStepRunner({
-          runner: ctx.runner,
-          nodes,
-          identity: layout.sshPrivateKey,
-          knownHosts: knownHostsPath(layout.sshDir),
-        }),
+        runNodeStep: await nodeStepRunner(config, ctx),
         timeouts: options.timeout === undefined ? {} : { helmMs, readyMs: helmMs / 2 },
         log: (text) => ctx.out.info(text),
       });

@@ -15,6 +15,7 @@ import { KnownHosts, type Remote, SshRemote } from "../remote/mod.ts";
 import { exists, writeFileAtomic, writeSecretAtomic } from "../fs/mod.ts";
 import type { HostKey, NodeAddress } from "../../drivers/types.ts";
 import type { StateStore } from "../pipeline/mod.ts";
+import { type NodeStep, nodeStepScript, stepNodes } from "../addons/mod.ts";
 
 export class Nodes {
   readonly #config: Config;
@@ -143,4 +144,18 @@ export function pkiSourceFile(layout: PkiLayout, source: PkiSource): string {
     case "static-token":
       return layout.staticToken;
   }
+}
+
+/** Runs an add-on's node step (files, then commands) on its nodes over their pinned ssh. */
+export function addonNodeStepRunner(nodes: Nodes): (step: NodeStep) => Promise<void> {
+  return async (step) => {
+    const targets = nodes.names.map((name, i) => ({ name, controller: i === 0 }));
+    for (const node of stepNodes(step, targets)) {
+      await nodes.remote(node.name).exec("sh -s", {
+        stdin: nodeStepScript(step),
+        timeoutMs: 10 * 60_000,
+        what: `node step ${q(step.id)} on ${q(node.name)}`,
+      });
+    }
+  };
 }

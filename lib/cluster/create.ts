@@ -37,7 +37,7 @@ import {
   type StepHandler,
 } from "../pipeline/mod.ts";
 import { KubeClient, leaseHolder, nodeReadiness, poll } from "../kube/mod.ts";
-import { installAddon, nodeStepScript, stepNodes } from "../addons/mod.ts";
+import { installAddon } from "../addons/mod.ts";
 import type { AddonName } from "../config/mod.ts";
 import { GUEST_ADDITIONS, OS_CLOUD_IMAGE, OS_ISO, resolveArtifacts } from "../catalog/mod.ts";
 import {
@@ -50,7 +50,7 @@ import {
 } from "../../store/mod.ts";
 import type { Driver, TemplateSpec } from "../../drivers/types.ts";
 import { binaryCopies } from "./_binaries.ts";
-import { Nodes, pkiSourceFile } from "./_nodes.ts";
+import { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
 
 /** Every bounded wait of a create, in milliseconds. */
 export interface CreateTimeouts {
@@ -707,7 +707,6 @@ export class ClusterCreate {
         hint: "Run dtk cluster create again",
       });
     }
-    const nodes = names.map((n, i) => ({ name: n, ip: ips[n]!, controller: i === 0 }));
     await installAddon(name, {
       config: this.config,
       facts: { controllerIp: ips[names[0]!]!, nodeIps: names.map((n) => ips[n]!), adminToken },
@@ -723,15 +722,7 @@ export class ClusterCreate {
         requireHash(entry.hash, artifact);
         return artifactPath(this.#storeDir, entry);
       },
-      runNodeStep: async (nodeStep) => {
-        for (const n of stepNodes(nodeStep, nodes)) {
-          await this.#nodes.remote(n.name).exec("sh -s", {
-            stdin: nodeStepScript(nodeStep),
-            timeoutMs: 10 * 60_000,
-            what: `add-on ${q(name)} node step on ${q(n.name)}`,
-          });
-        }
-      },
+      runNodeStep: addonNodeStepRunner(this.#nodes),
       log: (t) => this.#o.out.info(`  ${t}`),
       signal,
     });

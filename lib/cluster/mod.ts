@@ -13,5 +13,5 @@ export {
   DEFAULT_TIMEOUTS,
   formatCreateSummary,
 } from "./create.ts";
-export { Nodes, pkiSourceFile } from "./_nodes.ts";
+export { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
 export { binaryCopies, type BinaryCopy, type BinarySource, unpacked } from "./_binaries.ts";

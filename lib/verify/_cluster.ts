@@ -20,7 +20,6 @@ import { type PkiLayout, pkiLayout } from "../pki/mod.ts";
 import {
   NODE_PATHS,
   type NodeFile,
-  type PkiSource,
   type RenderInput,
   type RenderNode,
   renderNodes,
