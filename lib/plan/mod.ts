@@ -4,7 +4,9 @@
  *
  * @module
  */
-import type { Config } from "../config/types.ts";
+import type { Config, CplaneComponent } from "../config/types.ts";
+
+type CplaneKind = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
 
 export type Phase =
   | "prepare"
@@ -181,50 +183,25 @@ export function buildPlan(config: Config, options: PlanOptions): Plan {
   }
 
   // Static pods need the controller's kubelet; systemd units only the node prep.
-  const cplaneNeeds = (component: string, after: string[]) => {
-    const staticPod = config.k8s.containerizedCplane.includes(component as never);
-    return [
-      ...after,
-      pki,
-      staticPod ? `node/${controller}/kubelet` : (preps.get(controller) ?? ""),
-    ].filter((id) => id !== "");
+  const component = (kind: CplaneKind, after: string[]) => {
+    const staticPod = config.k8s.containerizedCplane.includes(kind as CplaneComponent);
+    return add({
+      id: `control-plane/${kind}`,
+      kind,
+      phase: "control-plane",
+      node: controller,
+      title: staticPod ? `${kind} (static pod)` : kind,
+      needs: [
+        ...after,
+        pki,
+        staticPod ? `node/${controller}/kubelet` : (preps.get(controller) ?? ""),
+      ].filter((id) => id !== ""),
+    });
   };
-  const cplaneTitle = (component: string) =>
-    config.k8s.containerizedCplane.includes(component as never)
-      ? `${component} (static pod)`
-      : component;
-  const etcd = add({
-    id: "control-plane/etcd",
-    kind: "etcd",
-    phase: "control-plane",
-    node: controller,
-    title: cplaneTitle("etcd"),
-    needs: cplaneNeeds("etcd", [artifacts]),
-  });
-  const apiserver = add({
-    id: "control-plane/kube-apiserver",
-    kind: "kube-apiserver",
-    phase: "control-plane",
-    node: controller,
-    title: cplaneTitle("kube-apiserver"),
-    needs: cplaneNeeds("kube-apiserver", [etcd]),
-  });
-  const kcm = add({
-    id: "control-plane/kube-controller-manager",
-    kind: "kube-controller-manager",
-    phase: "control-plane",
-    node: controller,
-    title: cplaneTitle("kube-controller-manager"),
-    needs: cplaneNeeds("kube-controller-manager", [apiserver]),
-  });
-  const scheduler = add({
-    id: "control-plane/kube-scheduler",
-    kind: "kube-scheduler",
-    phase: "control-plane",
-    node: controller,
-    title: cplaneTitle("kube-scheduler"),
-    needs: cplaneNeeds("kube-scheduler", [apiserver]),
-  });
+  const etcd = component("etcd", [artifacts]);
+  const apiserver = component("kube-apiserver", [etcd]);
+  const kcm = component("kube-controller-manager", [apiserver]);
+  const scheduler = component("kube-scheduler", [apiserver]);
   const rbac = add({
     id: "control-plane/rbac",
     kind: "rbac",

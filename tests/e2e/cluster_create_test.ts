@@ -131,6 +131,23 @@ Deno.test({
   const create = ["cluster", "create", "--config", configPath, "--frozen", "--jobs", "4"];
   const generated = join(dir, "generated", cluster);
   const kubeconfig = join(generated, "kubeconfig", "admin.kubeconfig");
+  /** Runs a command on a node the way dtk reaches it: its state, key and pinned host key. */
+  const onNode = async (node: string, command: string) => {
+    const a = (await StateStore.open(join(generated, "state.json"), cluster)).node(node)!;
+    const remote = new SshRemote({
+      node,
+      host: a.ssh.host,
+      port: a.ssh.port,
+      identityFile: join(generated, "ssh", "id_ed25519"),
+      knownHostsFile: join(generated, "ssh", "known_hosts"),
+      controlDir: join(generated, "ssh"),
+    });
+    try {
+      return await remote.exec(command, { timeoutMs: 30_000 });
+    } finally {
+      await remote.close();
+    }
+  };
 
   try {
     await t.step("Ctrl-C in the middle stops cleanly (exit 130)", async () => {
@@ -177,38 +194,22 @@ Deno.test({
       });
 
       await t.step("every file, mode and unit is where the spec puts it", async () => {
-        const state = await StateStore.open(join(generated, "state.json"), cluster);
         for (const node of ["vm1", "vm2", "vm3"]) {
-          const a = state.node(node)!;
-          const remote = new SshRemote({
+          const r = await onNode(
             node,
-            host: a.ssh.host,
-            port: a.ssh.port,
-            identityFile: join(generated, "ssh", "id_ed25519"),
-            knownHostsFile: join(generated, "ssh", "known_hosts"),
-            controlDir: join(generated, "ssh"),
-          });
-          try {
-            const r = await remote.exec(
-              "stat -c '%n %a' /usr/local/bin/kubelet /usr/local/bin/runc /bin/containerd " +
-                "/etc/containerd/config.toml /var/lib/kubelet/kubelet-key.pem /etc/cni/net.d/20-containerd-net.conflist" +
-                " && systemctl is-active containerd kubelet && grep -c 'managed by dtk' /etc/hosts",
-              { timeoutMs: 30_000 },
-            );
-            assert.match(r.stdout, /\/usr\/local\/bin\/kubelet 755/);
-            assert.match(r.stdout, /\/var\/lib\/kubelet\/kubelet-key.pem 600/);
-            assert.match(r.stdout, /^active\nactive\n1$/m);
-            if (node === "vm1") {
-              const cp = await remote.exec(
-                "systemctl is-active etcd kube-apiserver kube-controller-manager kube-scheduler && stat -c '%a' /var/lib/kubernetes/ca-key.pem /etc/kubernetes/auth/static-token.csv",
-                { timeoutMs: 30_000 },
-              );
-              assert.equal(cp.stdout.trim(), "active\nactive\nactive\nactive\n600\n600");
-            }
-          } finally {
-            await remote.close();
-          }
+            "stat -c '%n %a' /usr/local/bin/kubelet /usr/local/bin/runc /bin/containerd " +
+              "/etc/containerd/config.toml /var/lib/kubelet/kubelet-key.pem /etc/cni/net.d/20-containerd-net.conflist" +
+              " && systemctl is-active containerd kubelet && grep -c 'managed by dtk' /etc/hosts",
+          );
+          assert.match(r.stdout, /\/usr\/local\/bin\/kubelet 755/);
+          assert.match(r.stdout, /\/var\/lib\/kubelet\/kubelet-key.pem 600/);
+          assert.match(r.stdout, /^active\nactive\n1$/m);
         }
+        const cp = await onNode(
+          "vm1",
+          "systemctl is-active etcd kube-apiserver kube-controller-manager kube-scheduler && stat -c '%a' /var/lib/kubernetes/ca-key.pem /etc/kubernetes/auth/static-token.csv",
+        );
+        assert.equal(cp.stdout.trim(), "active\nactive\nactive\nactive\n600\n600");
       });
     } finally {
       kube.close();
@@ -277,30 +278,13 @@ Deno.test({
       assert.equal(clean.code, 0, clean.stderr.slice(-2000) + clean.stdout.slice(-2000));
       assert.match(clean.stdout, /matches the lock and the config/);
       await Deno.writeTextFile(join(dir, "verify-clean.txt"), clean.stdout);
-      const state = await StateStore.open(join(generated, "state.json"), cluster);
-      const on = async (node: string, command: string) => {
-        const a = state.node(node)!;
-        const remote = new SshRemote({
-          node,
-          host: a.ssh.host,
-          port: a.ssh.port,
-          identityFile: join(generated, "ssh", "id_ed25519"),
-          knownHostsFile: join(generated, "ssh", "known_hosts"),
-          controlDir: join(generated, "ssh"),
-        });
-        try {
-          await remote.exec(command, { timeoutMs: 30_000 });
-        } finally {
-          await remote.close();
-        }
-      };
       // The kubelet runs: a copy is changed and renamed over it ("text file busy" otherwise).
-      await on(
+      await onNode(
         "vm3",
         "cp /usr/local/bin/kubelet /usr/local/bin/.k && printf x >> /usr/local/bin/.k && mv /usr/local/bin/.k /usr/local/bin/kubelet",
       );
-      await on("vm1", "sed -i 's/--v=2/--v=9/' /etc/systemd/system/kube-scheduler.service");
-      await on(
+      await onNode("vm1", "sed -i 's/--v=2/--v=9/' /etc/systemd/system/kube-scheduler.service");
+      await onNode(
         "vm2",
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=intruder " +
           "-keyout /tmp/k.pem -out /var/lib/kubelet/kubelet.pem -days 1 2>/dev/null",
@@ -333,21 +317,11 @@ Deno.test({
     });
 
     await t.step("a node whose host key changed is refused", async () => {
-      const state = await StateStore.open(join(generated, "state.json"), cluster);
-      const a = state.node("vm2")!;
-      const remote = new SshRemote({
-        node: "vm2",
-        host: a.ssh.host,
-        port: a.ssh.port,
-        identityFile: join(generated, "ssh", "id_ed25519"),
-        knownHostsFile: join(generated, "ssh", "known_hosts"),
-        controlDir: join(generated, "ssh"),
-      });
-      await remote.exec(
+      // The connection may drop as sshd restarts.
+      await onNode(
+        "vm2",
         "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && (systemctl restart ssh || systemctl restart sshd)",
-        { timeoutMs: 30_000 },
-      ).catch(() => {}); // the connection may drop as sshd restarts
-      await remote.close();
+      ).catch(() => {});
       const r = await dtk(create, { env });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /vm2/);
