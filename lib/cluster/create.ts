@@ -280,6 +280,7 @@ export class ClusterCreate {
     const hostKey = await this.#nodes.hostKey(name);
     let injected = true;
     if (this.#o.createVms && !(await driver.exists(name))) {
+      await this.#forgetWorkOn(name);
       const staticIp = this.config.virt === "virtualbox" && this.config.vbox.hostOnlyNetwork &&
           vm.ip !== undefined
         ? `${this.config.vbox.hostOnlyNetwork}.${vm.ip}`
@@ -331,6 +332,21 @@ export class ClusterCreate {
     }
     await this.#state.recordNode(name, address);
     await waitForSsh(this.#nodes.remote(name), { timeoutMs: this.#t.ssh });
+  }
+
+  /**
+   * A VM made anew holds none of what earlier runs put on it: its steps must run again even
+   * when their inputs (and its address) are unchanged. A new controller means a new etcd, so
+   * everything on the cluster runs again.
+   */
+  async #forgetWorkOn(name: string): Promise<void> {
+    const controller = name === this.config.vms[0]?.name;
+    for (const id of Object.keys(this.#state.data.steps)) {
+      const onNode = id.startsWith(`node/${name}/`) || id.startsWith("gates/");
+      const onCluster = id.startsWith("control-plane/") || id.startsWith("addon/") ||
+        id.startsWith("node/");
+      if (onNode || (controller && onCluster)) await this.#state.forgetStep(id);
+    }
   }
 
   async #pki(): Promise<void> {

@@ -9,8 +9,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { parseConfig } from "../../lib/config/mod.ts";
+import { LocalRunner } from "../../lib/exec/mod.ts";
 import {
   BOX_IMAGE,
+  createNspawnDriver,
   k8sStatus,
   nodeSupport,
   prepareArtifacts,
@@ -271,6 +274,24 @@ Deno.test({
       );
       assert.deepEqual(changing, []);
       assert.ok(report.skipped.includes("control-plane/kube-apiserver"));
+    });
+
+    await t.step("a worker deleted behind dtk's back is re-created and set up again", async () => {
+      const { config } = parseConfig(await Deno.readTextFile(configPath), {
+        file: configPath,
+        dir,
+        allowTestDrivers: true,
+      });
+      const driver = createNspawnDriver(config, { runner: new LocalRunner() });
+      assert.equal(await driver.delete("vm3", { timeoutMs: 60_000 }), true);
+      const r = await dtk([...create, "--json"], { env });
+      assert.equal(r.code, 0, r.stderr.slice(-3000));
+      const report = JSON.parse(r.stdout) as { ran: string[]; skipped: string[] };
+      for (const id of ["vm/vm3", "node/vm3/runtime", "node/vm3/kubelet", "gates/nodes-ready"]) {
+        assert.ok(report.ran.includes(id), `${id} did not run again: ${report.ran.join(", ")}`);
+      }
+      assert.ok(report.skipped.includes("node/vm2/kubelet"));
+      assert.ok(report.skipped.includes("control-plane/etcd"));
     });
 
     await t.step("dtk verify: clean, then each tampered file reported", async () => {
