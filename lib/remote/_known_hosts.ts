@@ -56,6 +56,23 @@ export interface PinOptions {
   replace?: boolean;
 }
 
+/**
+ * Read-modify-write of one file, one at a time: nodes come up in parallel and each pins its key;
+ * without this, two pins read the same old file and the last write drops the other's line.
+ */
+const queues = new Map<string, Promise<unknown>>();
+
+function exclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const previous = queues.get(path) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(fn);
+  queues.set(path, next);
+  const cleanup = () => {
+    if (queues.get(path) === next) queues.delete(path);
+  };
+  next.then(cleanup, cleanup);
+  return next;
+}
+
 /** One cluster's known_hosts file. */
 export class KnownHosts {
   readonly path: string;
@@ -86,7 +103,11 @@ export class KnownHosts {
    * Pins `publicKey` for `host:port`. The same key again is a no-op; a different key is refused
    * with `HostKeyChangedError` unless `replace`, which drops the old entries.
    */
-  async pin(host: string, port: number, publicKey: string, options: PinOptions): Promise<void> {
+  pin(host: string, port: number, publicKey: string, options: PinOptions): Promise<void> {
+    return exclusive(this.path, () => this.#pin(host, port, publicKey, options));
+  }
+
+  async #pin(host: string, port: number, publicKey: string, options: PinOptions): Promise<void> {
     const pattern = hostPattern(host, port);
     const key = keyOf(publicKey);
     const existing = await this.lookup(host, port);
@@ -111,7 +132,11 @@ export class KnownHosts {
   }
 
   /** Forgets `host:port`. Returns whether anything was removed. */
-  async remove(host: string, port: number): Promise<boolean> {
+  remove(host: string, port: number): Promise<boolean> {
+    return exclusive(this.path, () => this.#remove(host, port));
+  }
+
+  async #remove(host: string, port: number): Promise<boolean> {
     const pattern = hostPattern(host, port);
     const lines = await this.#lines();
     const kept = lines.filter((l) => !l.trim().split(/\s+/)[0]?.split(",").includes(pattern));
