@@ -137,7 +137,10 @@ Deno.test({
         foreign.layout.key("kubernetes"),
       );
       assert.notEqual(badCert.code, 0);
-      assert.match(badCert.stderr, /alert|certificate/i);
+      assert.doesNotMatch(badCert.stdout, /etcdserver/);
+      // The server aborts the handshake; depending on timing curl sees the TLS alert or only the
+      // closed connection (exit 35, 55 or 56).
+      assert.match(badCert.stderr, /alert|certificate|handshake|not connected|reset by peer/i);
       // A client-only certificate of the right CA (admin) is accepted as an etcd client.
       const admin = await etcdctl(
         [
