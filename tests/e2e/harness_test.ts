@@ -354,7 +354,7 @@ nodeTest("sweepStale: removes the nodes of a killed run", async () => {
     await child.status;
     reader.releaseLock();
     await child.stdout.cancel().catch(() => {});
-    const before = await leftovers(snapshot, runner);
+    const before = await leftovers(snapshot, runner, { settleMs: 0 });
     assert.ok(before.pids.length > 0, "the killed run should have left its node running");
     assert.equal(before.netns.length, 1);
     const report = await sweepStale(runner);
@@ -362,7 +362,10 @@ nodeTest("sweepStale: removes the nodes of a killed run", async () => {
     assertNothingLeft(await leftovers(snapshot, runner));
   } finally {
     if (!killed) {
-      child.kill("SIGKILL");
+      // The child may have ended on its own (that is the failure being reported): no kill then.
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
       await child.status;
       await sweepStale(runner);
     }

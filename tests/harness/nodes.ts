@@ -122,27 +122,29 @@ export class NodeSet implements AsyncDisposable {
 }
 
 /** What of a snapshot still exists: empty when the teardown was clean. */
-export async function leftovers(snapshot: ResourceSnapshot, runner: Runner = new LocalRunner()) {
+export async function leftovers(
+  snapshot: ResourceSnapshot,
+  runner: Runner = new LocalRunner(),
+  options: { settleMs?: number } = {},
+) {
+  // A killed process can take a moment to leave /proc on a loaded machine: wait (bounded) for
+  // the processes to go before judging, so that only a process that stays is reported.
+  const deadline = Date.now() + (options.settleMs ?? 10_000);
+  let pids = livePids(snapshot);
+  while (pids.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    pids = livePids(snapshot);
+  }
   const netns = await listNetns();
   const bridges = await listBridges(runner);
   const mounts = mountPoints();
-  const rooted: number[] = [];
-  // Any process still rooted inside a node's overlay counts too, not just the PIDs we knew.
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      if (Deno.readLinkSync(`/proc/${entry.name}/root`).startsWith(snapshot.stateDir + "/")) {
-        rooted.push(Number(entry.name));
-      }
-    } catch { /* exited or not ours to read */ }
-  }
   let stateDir = false;
   try {
     await Deno.lstat(snapshot.stateDir);
     stateDir = true;
   } catch { /* removed */ }
   return {
-    pids: [...new Set([...snapshot.pids.filter(pidAlive), ...rooted])],
+    pids,
     netns: snapshot.netns.filter((n) => netns.includes(n)),
     mounts: mounts.filter((m) =>
       snapshot.mounts.includes(m) || m.startsWith(snapshot.stateDir + "/")
@@ -157,6 +159,20 @@ export async function leftovers(snapshot: ResourceSnapshot, runner: Runner = new
       }
     }),
   };
+}
+
+/** Our PIDs still alive, and any process still rooted inside a node's overlay. */
+function livePids(snapshot: ResourceSnapshot): number[] {
+  const rooted: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      if (Deno.readLinkSync(`/proc/${entry.name}/root`).startsWith(snapshot.stateDir + "/")) {
+        rooted.push(Number(entry.name));
+      }
+    } catch { /* exited or not ours to read */ }
+  }
+  return [...new Set([...snapshot.pids.filter(pidAlive), ...rooted])];
 }
 
 // Node sets of this process that are up, so that Ctrl-C or SIGTERM tears them down (a SIGKILL
