@@ -40,3 +40,25 @@ export async function pollUntil<T>(
     await sleep(interval);
   }
 }
+
+/** How a driver polls: its interval and (in tests) its clock. */
+export interface PollSettings {
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** `pollUntil` with a driver's settings and a caller's bounded wait. */
+export function pollFor<T>(
+  settings: PollSettings,
+  probe: () => Promise<T | undefined>,
+  options: { awaited: string; wait: { timeoutMs: number; signal?: AbortSignal }; hint?: string },
+): Promise<T> {
+  return pollUntil(probe, {
+    awaited: options.awaited,
+    timeoutMs: options.wait.timeoutMs,
+    signal: options.wait.signal,
+    intervalMs: settings.pollMs ?? 1000,
+    sleep: settings.sleep ?? realSleep,
+    hint: options.hint,
+  });
+}

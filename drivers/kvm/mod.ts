@@ -30,7 +30,7 @@ import type {
   VmStatus,
   WaitOptions,
 } from "../types.ts";
-import { pollUntil, realSleep } from "../_wait.ts";
+import { pollFor } from "../_wait.ts";
 import { missing, requireMedia } from "../_common.ts";
 import { domainXml, randomMac, xmlText } from "./_xml.ts";
 
@@ -116,14 +116,7 @@ export class KvmDriver implements Driver {
   }
 
   #poll<T>(probe: () => Promise<T | undefined>, awaited: string, wait: WaitOptions, hint?: string) {
-    return pollUntil(probe, {
-      awaited,
-      timeoutMs: wait.timeoutMs,
-      signal: wait.signal,
-      intervalMs: this.#o.pollMs ?? 1000,
-      sleep: this.#o.sleep ?? realSleep,
-      hint,
-    });
+    return pollFor(this.#o, probe, { awaited, wait, hint });
   }
 
   async preflight(options: PreflightOptions = {}): Promise<PreflightProblem[]> {

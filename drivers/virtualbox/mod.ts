@@ -26,7 +26,7 @@ import type {
   VmStatus,
   WaitOptions,
 } from "../types.ts";
-import { pollUntil, realSleep } from "../_wait.ts";
+import { pollFor, realSleep } from "../_wait.ts";
 import { missing, requireMedia } from "../_common.ts";
 
 export interface VirtualBoxDriverOptions {
@@ -84,14 +84,7 @@ export class VirtualBoxDriver implements Driver {
   }
 
   #poll<T>(probe: () => Promise<T | undefined>, awaited: string, wait: WaitOptions, hint?: string) {
-    return pollUntil(probe, {
-      awaited,
-      timeoutMs: wait.timeoutMs,
-      signal: wait.signal,
-      intervalMs: this.#o.pollMs ?? 1000,
-      sleep: this.#o.sleep ?? realSleep,
-      hint,
-    });
+    return pollFor(this.#o, probe, { awaited, wait, hint });
   }
 
   async preflight(_options: PreflightOptions = {}): Promise<PreflightProblem[]> {
