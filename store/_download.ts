@@ -9,7 +9,8 @@
 import { createHash, type Hash } from "node:crypto";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { DtkError, formatDuration, IntegrityError, q } from "../lib/errors/mod.ts";
-import { CHUNK, formatHash, hashFrom } from "./_hash.ts";
+import { formatHash, hashFrom } from "./_hash.ts";
+import { HashingWriter, pumpBody, pumpFile } from "./_sink.ts";
 import type { ObjectStore } from "./_objects.ts";
 import { OciHttpError, resolveOciChart } from "./_oci.ts";
 
@@ -290,12 +291,6 @@ async function discardPartial(partial: string): Promise<void> {
   await Deno.remove(`${partial}.json`).catch(() => {});
 }
 
-/** Writes all of `data` (a file write may be short). */
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
-}
-
 async function fetchHttp(
   store: ObjectStore,
   target: FetchTarget,
@@ -398,53 +393,31 @@ async function fetchHttp(
       await Deno.remove(statePath).catch(() => {});
     }
     options.onProgress?.({ name: target.name, bytes: offset, total: target.size, phase: "start" });
-    const reader = res.body!.getReader();
     let total = offset;
-    // Small network chunks are gathered into 1 MiB writes: one write per chunk is 2-3x slower.
-    const buffer = new Uint8Array(CHUNK);
-    let fill = 0;
-    const flush = async () => {
-      if (fill === 0) return;
-      await writeAll(file!, buffer.subarray(0, fill));
-      fill = 0;
-    };
+    const sink = new HashingWriter(file, hash);
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        arm();
-        hash.update(value);
-        received += value.length;
-        total += value.length;
-        if (target.size !== null && total > target.size) {
-          await reader.cancel().catch(() => {});
-          await flush();
-          throw new SourceError(`wrong size: more than the expected ${target.size} bytes`, {
-            wrongBytes: true,
-          });
-        }
-        if (value.length >= buffer.length - fill) {
-          await flush();
-          if (value.length >= buffer.length) {
-            await writeAll(file, value);
-          } else {
-            buffer.set(value, 0);
-            fill = value.length;
+      await pumpBody(res.body!, sink, {
+        onRead: (n) => {
+          arm();
+          received += n;
+          total += n;
+          if (target.size !== null && total > target.size) {
+            throw new SourceError(`wrong size: more than the expected ${target.size} bytes`, {
+              wrongBytes: true,
+            });
           }
-        } else {
-          buffer.set(value, fill);
-          fill += value.length;
-        }
-        options.onProgress?.({
-          name: target.name,
-          bytes: total,
-          total: target.size,
-          phase: "data",
-        });
-      }
-      await flush();
+          options.onProgress?.({
+            name: target.name,
+            bytes: total,
+            total: target.size,
+            phase: "data",
+          });
+        },
+      });
+      await sink.finish();
     } catch (error) {
-      await flush().catch(() => {});
+      // Writes in flight must land before the file is closed; what they hold is a valid prefix.
+      await sink.abandon();
       if (error instanceof SourceError) {
         if (error.wrongBytes) await discardPartial(partial);
         throw error;
@@ -515,16 +488,24 @@ async function copyLocal(
     }
     options.onProgress?.({ name: target.name, bytes: 0, total: target.size, phase: "start" });
     const hash = createHash("sha256");
-    const buffer = new Uint8Array(CHUNK);
+    const sink = new HashingWriter(output, hash);
     let total = 0;
-    for (;;) {
-      const n = await input.read(buffer);
-      if (n === null) break;
-      const chunk = buffer.subarray(0, n);
-      hash.update(chunk);
-      await writeAll(output, chunk);
-      total += n;
-      options.onProgress?.({ name: target.name, bytes: total, total: target.size, phase: "data" });
+    try {
+      await pumpFile(input, sink, {
+        onRead: (n) => {
+          total += n;
+          options.onProgress?.({
+            name: target.name,
+            bytes: total,
+            total: target.size,
+            phase: "data",
+          });
+        },
+      });
+      await sink.finish();
+    } catch (error) {
+      await sink.abandon();
+      throw error;
     }
     const actual = hash.digest("hex");
     if (actual !== target.hex) {
@@ -610,6 +591,7 @@ async function streamToTemp(
   }
   const hash = createHash("sha256");
   const out = await Deno.open(temp, { write: true, createNew: true });
+  const sink = new HashingWriter(out, hash);
   let size = 0;
   try {
     if (!/^https?:\/\//.test(url)) {
@@ -618,12 +600,7 @@ async function streamToTemp(
         throw new SourceError("not found");
       });
       try {
-        const buffer = new Uint8Array(CHUNK);
-        for (let n = await input.read(buffer); n !== null; n = await input.read(buffer)) {
-          hash.update(buffer.subarray(0, n));
-          await writeAll(out, buffer.subarray(0, n));
-          size += n;
-        }
+        await pumpFile(input, sink);
       } finally {
         input.close();
       }
@@ -640,15 +617,14 @@ async function streamToTemp(
           throw new SourceError(`HTTP ${res.status}`, { retryable: true });
         }
         try {
-          for await (const chunk of res.body!) {
-            clearTimeout(timer);
-            timer = setTimeout(() => controller.abort(), stallMs);
-            hash.update(chunk);
-            await writeAll(out, chunk);
-            size += chunk.length;
-          }
+          await pumpBody(res.body!, sink, {
+            onRead: () => {
+              clearTimeout(timer);
+              timer = setTimeout(() => controller.abort(), stallMs);
+            },
+          });
         } catch (error) {
-          throw new SourceError(`connection lost after ${size} bytes: ${errText(error)}`, {
+          throw new SourceError(`connection lost after ${sink.bytes} bytes: ${errText(error)}`, {
             retryable: true,
           });
         }
@@ -656,8 +632,10 @@ async function streamToTemp(
         clearTimeout(timer);
       }
     }
+    size = await sink.finish();
     await out.sync();
   } finally {
+    await sink.abandon();
     out.close();
   }
   return { hex: hash.digest("hex"), size };

@@ -5,7 +5,6 @@
  * @module
  */
 import { basename } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { ArtifactSpec, ChecksumSource } from "../lib/catalog/mod.ts";
 import { DtkError, formatDuration, q } from "../lib/errors/mod.ts";
 import { fetchUnknown, sourcesFor } from "./_download.ts";
@@ -33,7 +32,13 @@ export function findChecksum(text: string, fileName: string): string | undefined
 }
 
 /** The digest of `chart` at `version` in a Helm repository `index.yaml`. */
-export function findInHelmIndex(text: string, chart: string, version: string): string | undefined {
+export async function findInHelmIndex(
+  text: string,
+  chart: string,
+  version: string,
+): Promise<string | undefined> {
+  // The YAML parser loads only when a Helm index is read (`dtk lock`), not for every command.
+  const { parse: parseYaml } = await import("yaml");
   const index = parseYaml(text) as {
     entries?: Record<string, { version?: string; digest?: string }[]>;
   };
@@ -175,7 +180,11 @@ async function fromPublisher(
       return hex === undefined ? undefined : { hex, size: null, url: checksum.url };
     }
     case "helm-index": {
-      const hex = findInHelmIndex(await fetchText(checksum.url), checksum.chart, spec.version);
+      const hex = await findInHelmIndex(
+        await fetchText(checksum.url),
+        checksum.chart,
+        spec.version,
+      );
       return hex === undefined ? undefined : { hex, size: null, url: checksum.url };
     }
     case "oci": {

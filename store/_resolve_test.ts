@@ -17,7 +17,7 @@ const request: LockRequest = {
   addons: {},
 };
 
-Deno.test("checksum files: bare sidecar, GNU lines, BSD lines, Helm index", () => {
+Deno.test("checksum files: bare sidecar, GNU lines, BSD lines, Helm index", async () => {
   assert.equal(findChecksum(`${A}\n`, "x"), A);
   assert.equal(findChecksum(`${B}  other.tgz\n${A}  ./dir/x.tgz\n`, "x.tgz"), A);
   assert.equal(findChecksum(`${A} *x.iso\n`, "x.iso"), A);
@@ -31,9 +31,9 @@ Deno.test("checksum files: bare sidecar, GNU lines, BSD lines, Helm index", () =
   assert.equal(findChecksum(`${B}  other.tgz\n`, "x.tgz"), undefined);
   const index =
     `apiVersion: v1\nentries:\n  cilium:\n  - version: 1.18.5\n    digest: ${A}\n  - version: 1.18.4\n    digest: ${B}\n`;
-  assert.equal(findInHelmIndex(index, "cilium", "1.18.5"), A);
-  assert.equal(findInHelmIndex(index, "cilium", "v1.18.4"), B);
-  assert.equal(findInHelmIndex(index, "cilium", "9.9.9"), undefined);
+  assert.equal(await findInHelmIndex(index, "cilium", "1.18.5"), A);
+  assert.equal(await findInHelmIndex(index, "cilium", "v1.18.4"), B);
+  assert.equal(await findInHelmIndex(index, "cilium", "9.9.9"), undefined);
 });
 
 Deno.test("resolve: pinned first, then publisher, then computed with a warning; changes are flagged", async () => {

@@ -10,19 +10,8 @@ import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { exists } from "../fs/mod.ts";
 import { lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
 import { table } from "../ui/mod.ts";
-import {
-  addonChart,
-  type AddonName,
-  ADDONS,
-  clusterFacts,
-  type HelmRelease,
-  installAddon,
-  installedAddons,
-  installProblems,
-  listNodes,
-  listReleases,
-  parseAddonName,
-} from "../addons/mod.ts";
+import type { AddonName, HelmRelease } from "../addons/mod.ts";
+import { ADDON_NAMES } from "../config/mod.ts";
 import { DEFAULT_WEBHOOK_PORT, startDnsWebhook } from "../dnswebhook/mod.ts";
 import { artifactPath, type Lockfile, requireLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
@@ -62,7 +51,7 @@ function lockedPath(config: Config, lock: Lockfile, artifact: string, addon: Add
 /** Add-ons in the config's order, then the ones the config does not list. */
 function listedOrder(config: Config): AddonName[] {
   const listed = config.addons.map((a) => a.name as AddonName);
-  return [...listed, ...[...ADDONS.keys()].filter((n) => !listed.includes(n))];
+  return [...listed, ...ADDON_NAMES.filter((n) => !listed.includes(n))];
 }
 
 /** Node steps run over the cluster's nodes as `cluster create` reaches them (state.json). */
@@ -80,13 +69,24 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
   program
     .command("install-addon")
     .description("Install or upgrade one add-on on the running cluster, enabled or not")
-    .argument("<name>", `One of: ${[...ADDONS.keys()].join(", ")}`)
+    .argument("<name>", `One of: ${ADDON_NAMES.join(", ")}`)
     .option("--force", "Install even when an add-on it needs is missing or another CNI is there")
     .addOption(
       new Option("--timeout <minutes>", "Helm's timeout; readiness waits get half of it")
         .argParser(positiveMinutes),
     )
     .action(async (nameArg, options, command) => {
+      // The add-on registry and installer load only for the commands that use them.
+      const {
+        addonChart,
+        clusterFacts,
+        installAddon,
+        installedAddons,
+        installProblems,
+        listNodes,
+        listReleases,
+        parseAddonName,
+      } = await import("../addons/mod.ts");
       const globals = command.optsWithGlobals() as GlobalOptions;
       const name = parseAddonName(nameArg);
       const config = await ctx.loadConfig(globals);
@@ -160,6 +160,9 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
     .description("Every add-on: chart version, enabled in the config, installed on the cluster")
     .option("--no-cluster", "Do not ask the cluster what is installed")
     .action(async function (this: Command, options: { cluster: boolean }) {
+      const { addonChart, ADDONS, installedAddons, listReleases } = await import(
+        "../addons/mod.ts"
+      );
       const globals = this.optsWithGlobals() as GlobalOptions;
       const config = await ctx.loadConfig(globals);
       const kubeconfig = pkiLayout(config).kubeconfig("admin");

@@ -10,13 +10,8 @@ import type { Config } from "../config/types.ts";
 import { DtkError, PrerequisiteError, q, UsageError } from "../errors/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
 import { generatedDir, lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
-import { buildPlan, formatPlan } from "../plan/mod.ts";
-import { preflight, preflightError } from "../doctor/mod.ts";
-import { mergeKubeconfig } from "../kubeconfig/mod.ts";
-import { SshRemote } from "../remote/mod.ts";
-import { StateStore } from "../pipeline/mod.ts";
 import { lockConfig, mirrorList, openStore, readLock } from "../../store/mod.ts";
-import { createDriver, type Driver } from "../../drivers/mod.ts";
+import type { Driver } from "../../drivers/mod.ts";
 import type { RenderOverrides } from "../render/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import { registerVmCommands } from "./vm.ts";
@@ -37,6 +32,9 @@ function parseJobs(value: string): number {
   return n;
 }
 
+// Each command loads what it needs when it runs: `dtk fetch` or `dtk --help` should not pay
+// for the drivers, the pipeline or ssh at start-up.
+
 /** The config's driver; the test-only nspawn driver is loaded from the tests, never bundled. */
 export async function driverFor(config: Config, ctx: CliContext): Promise<Driver> {
   if (config.virt === "test-nspawn") {
@@ -49,6 +47,7 @@ export async function driverFor(config: Config, ctx: CliContext): Promise<Driver
     };
     return module.createNspawnDriver(config, { runner: ctx.runner });
   }
+  const { createDriver } = await import("../../drivers/mod.ts");
   return createDriver(config, { runner: ctx.runner });
 }
 
@@ -117,6 +116,7 @@ is touched (exit 3).`,
       if (!opts.skipPreflight) {
         ctx.out.info("Checking the host …");
         if (config.virt !== "test-nspawn") {
+          const { preflight, preflightError } = await import("../doctor/mod.ts");
           const failures = await preflight(config, { runner: ctx.runner, env: ctx.env });
           if (failures.length > 0) throw preflightError(failures);
         }
@@ -224,6 +224,7 @@ is touched (exit 3).`,
         createVms: boolean;
       };
       const config = await ctx.loadConfig(opts);
+      const { buildPlan, formatPlan } = await import("../plan/mod.ts");
       const plan = buildPlan(config, {
         createTemplate: opts.createTemplate ?? config.vm.createTemplate,
         createVms: opts.createVms,
@@ -246,6 +247,8 @@ is touched (exit 3).`,
         });
       }
       const layout = pkiLayout(config);
+      const { StateStore } = await import("../pipeline/mod.ts");
+      const { SshRemote } = await import("../remote/mod.ts");
       const state = await StateStore.open(join(layout.root, "state.json"), config.cluster.name);
       const address = state.node(vm);
       if (!address) {
@@ -312,6 +315,7 @@ is touched (exit 3).`,
         if (e instanceof Deno.errors.NotFound) return undefined;
         throw e;
       });
+      const { mergeKubeconfig } = await import("../kubeconfig/mod.ts");
       const result = mergeKubeconfig(existing, await Deno.readTextFile(path), {
         setCurrent: opts.setCurrent,
         path: target,

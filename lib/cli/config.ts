@@ -1,6 +1,5 @@
 /** `dtk config show|check`. */
 import { type Command, Option } from "commander";
-import { stringify } from "yaml";
 import { toYamlObject } from "../config/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import { renderIssue } from "./render_error.ts";
@@ -28,6 +27,7 @@ export function registerConfigCommands(program: Command, ctx: CliContext): void 
       if (globals.json || options.output === "json") {
         ctx.out.data(JSON.stringify(object, null, 2));
       } else {
+        const { stringify } = await import("yaml");
         const header = `# Effective config, from ${loaded.source.file}\n`;
         ctx.out.data(header + stringify(object, { lineWidth: 0 }));
       }

@@ -1,6 +1,6 @@
 /** `dtk doctor` (alias `dtk check-tools`, the original's name): the host's prerequisites. */
 import type { Command } from "commander";
-import { blockingFailures, type Check, preflightError, runDoctor } from "../doctor/mod.ts";
+import type { Check } from "../doctor/mod.ts";
 import type { Output } from "../ui/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 
@@ -31,6 +31,7 @@ Exit code 3 when a problem would stop "dtk cluster create", else 0 (warnings inc
     .action(async function (this: Command) {
       const globals = this.optsWithGlobals() as GlobalOptions;
       const config = await ctx.loadConfig(globals);
+      const { blockingFailures, preflightError, runDoctor } = await import("../doctor/mod.ts");
       const checks = await runDoctor(config, {
         runner: ctx.runner,
         env: ctx.env,

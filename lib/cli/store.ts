@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from "commander";
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
 import { resolve } from "node:path";
 import process from "node:process";
 import type { Config } from "../config/types.ts";
@@ -99,20 +99,31 @@ class Progress {
   #count: number;
   #bytes = 0;
 
-  constructor(out: Output, count: number, intervalMs = 2000) {
+  /** Bars need cli-progress, loaded only for a terminal: a warm fetch must start fast. */
+  static async create(out: Output, count: number): Promise<Progress> {
+    const bars = !out.quiet && out.tty ? (await import("cli-progress")).default : undefined;
+    return new Progress(out, count, { bars });
+  }
+
+  constructor(
+    out: Output,
+    count: number,
+    options: { bars?: typeof cliProgress; intervalMs?: number } = {},
+  ) {
     this.#out = out;
     this.#count = count;
     if (out.quiet) return;
-    if (out.tty) {
-      this.#bars = new cliProgress.MultiBar({
+    const bars = options.bars;
+    if (bars) {
+      this.#bars = new bars.MultiBar({
         format: "{name} [{bar}] {percentage}% | {got}/{size} | {rate} | ETA {etaText}",
         hideCursor: true,
         clearOnComplete: false,
         stopOnComplete: false,
         stream: process.stderr,
-      }, cliProgress.Presets.shades_classic);
+      }, bars.Presets.shades_classic);
     } else {
-      this.#timer = setInterval(() => this.#line(), intervalMs);
+      this.#timer = setInterval(() => this.#line(), options.intervalMs ?? 2000);
     }
   }
 
@@ -257,7 +268,7 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         ctx.out.success(`All ${names.length} artifacts of ${path} are in the store`);
         return;
       }
-      const progress = new Progress(ctx.out, names.length);
+      const progress = await Progress.create(ctx.out, names.length);
       let summary;
       try {
         summary = await ensureLock(lock, {

@@ -8,7 +8,7 @@ import { type Command, Option } from "commander";
 import type { Config } from "../config/types.ts";
 import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { table } from "../ui/mod.ts";
-import { createDriver, type Driver } from "../../drivers/mod.ts";
+import type { Driver } from "../../drivers/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 
 export interface VmCommandsOptions {
@@ -49,7 +49,7 @@ export function registerVmCommands(
     const config = await ctx.loadConfig(globals);
     const driver = options.driver
       ? await options.driver(config, ctx)
-      : createDriver(config, { runner: ctx.runner });
+      : (await import("../../drivers/mod.ts")).createDriver(config, { runner: ctx.runner });
     return { globals, config, driver, timeoutMs: globals.timeout };
   };
 

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "./_test_asserts.ts";
 import { ConfigError } from "../errors/mod.ts";
-import { DEFAULT_CONFIG_TEXT, defaultConfig, parseConfig } from "./mod.ts";
+import { defaultConfig } from "./mod.ts";
+import { DEFAULT_CONFIG_TEXT, parseConfig } from "./parse.ts";
 import { documentedKeys } from "./_schema.ts";
 
 const opts = { file: "c.yaml", dir: "/tmp/dtk-test" };
@@ -560,4 +561,42 @@ Deno.test("config: the README's config reference lists every key", async () => {
     !readme.includes(`\`${path}\``)
   );
   assertEquals(missing, []);
+});
+
+Deno.test("config: the built-in snapshot is what parsing config.yaml gives", async () => {
+  const { parseBuiltIn } = await import("./_default_config_gen.ts");
+  const { BUILT_IN_CONFIG } = await import("./_default_config.ts");
+  // deepStrictEqual tells a key holding undefined from a missing key: the shape must match too.
+  assertEquals(
+    BUILT_IN_CONFIG,
+    parseBuiltIn(),
+    "lib/config/_default_config.ts is out of date: run deno task gen",
+  );
+});
+
+Deno.test("config: without a config file, dtk loads the built-in default, a fresh copy each time", async () => {
+  const { loadConfig } = await import("./mod.ts");
+  const cwd = await Deno.makeTempDir();
+  try {
+    const env = () => undefined;
+    const first = await loadConfig({ cwd, env });
+    assertEquals(first.config.source, { file: "<built-in>", dir: cwd, builtIn: true });
+    assertEquals(first.warnings, []);
+    first.config.vms[0]!.name = "changed";
+    const second = await loadConfig({ cwd, env });
+    assertEquals(second.config.vms[0]!.name, "vm1");
+    const parsed = parseConfig(DEFAULT_CONFIG_TEXT, {
+      file: "<built-in>",
+      dir: cwd,
+      builtIn: true,
+    });
+    assertEquals(second.config, parsed.config);
+    // A file in the folder wins over the built-in default.
+    await Deno.writeTextFile(`${cwd}/config.yaml`, "cluster:\n  name: other\n");
+    const third = await loadConfig({ cwd, env });
+    assertEquals(third.config.cluster.name, "other");
+    assertEquals(third.config.source.file, `${cwd}/config.yaml`);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
 });

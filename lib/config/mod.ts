@@ -1,20 +1,12 @@
 /**
  * The config: schema, loading with `file:line:column` errors, defaults, and the validated
- * `Config` type.
+ * `Config` type. Parsing YAML text directly: `parse.ts` (`parseConfig`, `DEFAULT_CONFIG_TEXT`).
  *
  * @module
  */
 export * from "./types.ts";
-export {
-  BUILT_IN,
-  DEFAULT_CONFIG_TEXT,
-  defaultConfig,
-  loadConfig,
-  type LoadedConfig,
-  type LoadOptions,
-  parseConfig,
-  type ParseOptions,
-} from "./load.ts";
+// The YAML parser (`parse.ts`) is not re-exported: importing this module must not load it.
+export { defaultConfig, loadConfig, type LoadedConfig, type LoadOptions } from "./load.ts";
 export { toYamlObject } from "./show.ts";
 export { documentedKeys, type Field, SCHEMA } from "./_schema.ts";
 export { ADDON_NAMES, ADDON_REQUIRES, type AddonName, CNI_ADDONS, isAddonName } from "./_addons.ts";

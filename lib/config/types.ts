@@ -129,6 +129,9 @@ export interface ClusterConfig {
   name: string;
 }
 
+/** `ConfigSource.file` of the built-in default config. */
+export const BUILT_IN = "<built-in>";
+
 /** Where a config came from. */
 export interface ConfigSource {
   /** Absolute path, or `<built-in>`. */

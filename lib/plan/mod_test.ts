@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { defaultConfig, parseConfig } from "../config/mod.ts";
+import { defaultConfig } from "../config/mod.ts";
+import { parseConfig } from "../config/parse.ts";
 import { buildPlan, checkPlan, criticalPath, formatPlan, topologicalOrder } from "./mod.ts";
 
 const opts = { createTemplate: true, createVms: true };

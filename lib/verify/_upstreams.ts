@@ -259,7 +259,7 @@ async function verifyChecksum(
       case "helm-index": {
         const index = await o.text(source.url);
         actual = source.chart
-          ? findInHelmIndex(index, source.chart, entry.version)
+          ? await findInHelmIndex(index, source.chart, entry.version)
           : findInIndexByFile(index, file);
         break;
       }

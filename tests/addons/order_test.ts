@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
 import { type AddonName, ADDONS, installProblems } from "../../lib/addons/mod.ts";
-import { ADDON_NAMES, CNI_ADDONS, parseConfig } from "../../lib/config/mod.ts";
+import { ADDON_NAMES, CNI_ADDONS } from "../../lib/config/mod.ts";
+import { parseConfig } from "../../lib/config/parse.ts";
 import { ConfigError } from "../../lib/errors/mod.ts";
 
 interface Row {

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { parseConfig } from "../../lib/config/mod.ts";
+import { parseConfig } from "../../lib/config/parse.ts";
 import { LocalRunner } from "../../lib/exec/mod.ts";
 import {
   BOX_IMAGE,
