@@ -55,6 +55,8 @@ export interface ResolveOptions {
   previous?: Lockfile;
   /** Re-resolve every entry, not only new and changed ones. */
   update?: boolean;
+  /** Artifacts resolved at once. Default 4. */
+  jobs?: number;
   download?: DownloadOptions;
   /** Fetches a small text (checksum files); replaceable in tests. */
   fetchText?: (url: string) => Promise<string>;
@@ -85,16 +87,50 @@ export async function resolveLock(
   options: ResolveOptions,
 ): Promise<ResolveResult> {
   const previous = options.previous?.artifacts ?? {};
-  const artifacts: Record<string, LockArtifact> = {};
+  const resolved = new Map<string, LockArtifact>();
   const warn = options.warn ?? (() => {});
+  const todo: ArtifactSpec[] = [];
   for (const spec of specs) {
     const old = previous[spec.name];
-    if (old !== undefined && !options.update && sameSpec(old, spec)) {
-      artifacts[spec.name] = old;
-      continue;
+    if (old !== undefined && !options.update && sameSpec(old, spec)) resolved.set(spec.name, old);
+    else todo.push(spec);
+  }
+  // Several at once (checksum files are small, computed hashes are downloads), and every failure
+  // is reported together, so one run tells the user all that is missing.
+  const failures: { name: string; message: string }[] = [];
+  const queue = [...todo];
+  const worker = async () => {
+    for (let spec = queue.shift(); spec !== undefined; spec = queue.shift()) {
+      try {
+        resolved.set(spec.name, await resolveOne(spec, options));
+      } catch (error) {
+        if (options.download?.signal?.aborted) throw error;
+        failures.push({ name: spec.name, message: (error as Error).message });
+      }
     }
-    const entry = await resolveOne(spec, options);
-    if (old !== undefined) {
+  };
+  await Promise.all(Array.from({ length: Math.min(options.jobs ?? 4, todo.length) }, worker));
+  if (failures.length > 0) {
+    failures.sort((a, b) => a.name.localeCompare(b.name));
+    const lines = failures.map((f) => {
+      const [first, ...rest] = f.message.split("\n");
+      return [`  ${f.name}: ${first}`, ...rest.map((l) => `  ${l}`)].join("\n");
+    });
+    throw new DtkError(
+      `Cannot resolve ${failures.length} of ${specs.length} artifacts; the lock was not written\n${
+        lines.join("\n")
+      }`,
+      {
+        hint:
+          "Check the network or add a mirror (--mirror); or pin the hashes by hand in dtk.lock (its format is in the README)",
+      },
+    );
+  }
+  const artifacts: Record<string, LockArtifact> = {};
+  for (const spec of specs) {
+    const entry = resolved.get(spec.name)!;
+    const old = previous[spec.name];
+    if (old !== undefined && todo.includes(spec)) {
       const moved = old.version !== spec.version || old.urls.join(" ") !== spec.urls.join(" ");
       if (moved && old.hash === entry.hash) {
         warn(

@@ -107,3 +107,51 @@ Deno.test("resolve: pinned first, then publisher, then computed with a warning; 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("resolve: every artifact that cannot be resolved is named in one error", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/ok.yaml") return new Response("kind: CRD\n");
+    return new Response("gone", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const spec = (name: string, extra: Partial<ArtifactSpec> = {}): ArtifactSpec => ({
+    name,
+    version: "1",
+    kind: "manifest",
+    arch: "noarch",
+    file: `${name}.yaml`,
+    urls: [`${base}/${name}.yaml`],
+    ...extra,
+  });
+  try {
+    const store = new ObjectStore(join(dir, "store"));
+    const warnings: string[] = [];
+    await assert.rejects(
+      () =>
+        resolveLock(
+          [
+            spec("ok"),
+            spec("missing-a"),
+            spec("missing-b", { checksum: { type: "file", url: `${base}/SUMS` } }),
+          ],
+          request,
+          { store, warn: (m) => warnings.push(m), download: { backoffMs: 1, attempts: 1 } },
+        ),
+      (e: Error) => {
+        assert.match(e.message, /^Cannot resolve 2 of 3 artifacts; the lock was not written\n/);
+        assert.match(e.message, /\n {2}missing-a: Cannot download "missing-a"/);
+        assert.match(e.message, /\n {2}missing-b: Cannot download "missing-b"/);
+        assert.match(e.message, /missing-b\.yaml: HTTP 404/);
+        assert.doesNotMatch(e.message, /\bok:/);
+        return true;
+      },
+    );
+    // The publisher's missing checksum file was warned about before the download was tried.
+    assert.ok(warnings.some((w) => w.startsWith("missing-b: cannot read the publisher's")));
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
