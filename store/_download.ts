@@ -418,6 +418,7 @@ async function fetchHttp(
     } catch (error) {
       // Writes in flight must land before the file is closed; what they hold is a valid prefix.
       await sink.abandon();
+      if (sink.writeError) throw storeWriteFailed(partial, sink.writeError);
       if (error instanceof SourceError) {
         if (error.wrongBytes) await discardPartial(partial);
         throw error;
@@ -453,6 +454,17 @@ async function fetchHttp(
     options.signal?.removeEventListener("abort", onAbort);
     file?.close();
   }
+}
+
+/** The store itself cannot take the bytes: no source will do better, so stop at once. */
+function storeWriteFailed(path: string, cause: Error): DtkError {
+  const full = /ENOSPC|no space/i.test(cause.message);
+  return new DtkError(`Cannot write to the store at ${q(path)}: ${errText(cause)}`, {
+    hint: full
+      ? "Free disk space (dtk store gc removes objects no lock uses), or point DTK_STORE at a larger disk"
+      : "Check the store folder's permissions and disk, or point DTK_STORE elsewhere",
+    cause,
+  });
 }
 
 function errText(error: unknown): string {
@@ -505,6 +517,7 @@ async function copyLocal(
       await sink.finish();
     } catch (error) {
       await sink.abandon();
+      if (sink.writeError) throw storeWriteFailed(temp, sink.writeError);
       throw error;
     }
     const actual = hash.digest("hex");
@@ -624,6 +637,7 @@ async function streamToTemp(
             },
           });
         } catch (error) {
+          if (sink.writeError) throw storeWriteFailed(temp, sink.writeError);
           throw new SourceError(`connection lost after ${sink.bytes} bytes: ${errText(error)}`, {
             retryable: true,
           });

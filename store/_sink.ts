@@ -27,6 +27,7 @@ export class HashingWriter {
   #fill = 0;
   #pending: Promise<void> = Promise.resolve();
   #failure: unknown;
+  #writeError: Error | undefined;
   #wake: (() => void) | undefined;
   #written = 0;
 
@@ -36,6 +37,11 @@ export class HashingWriter {
     const size = options.bufferSize ?? BUFFER_SIZE;
     for (let i = 0; i < POOL_SIZE; i++) this.#free.push(new ArrayBuffer(size));
     this.#current = new Uint8Array(this.#free.pop()!);
+  }
+
+  /** The error of a failed file write (disk full, read-only store), if one failed. */
+  get writeError(): Error | undefined {
+    return this.#writeError;
   }
 
   /** Bytes accepted so far (hashed or waiting to be). */
@@ -109,6 +115,7 @@ export class HashingWriter {
         while (off < data.length) off += await this.#file.write(data.subarray(off));
       } catch (error) {
         this.#failure = error;
+        this.#writeError = error as Error;
       }
       this.#free.push(data.buffer as ArrayBuffer);
       this.#wake?.();

@@ -390,3 +390,39 @@ Deno.test("gc keeps what roots need; export and import move a lock's objects", a
     assert.deepEqual(await third.list(), []);
   });
 });
+
+const isRoot = Deno.uid() === 0;
+
+Deno.test({
+  name: "a full disk stops the fetch at once with a store error, not a retried network error",
+  ignore: !isRoot, // mounting a small tmpfs needs root
+  fn: async () => {
+    await withEnv(async ({ server, dir }) => {
+      const mnt = join(dir, "small");
+      await Deno.mkdir(mnt);
+      const mount = await new Deno.Command("mount", {
+        args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+        stderr: "piped",
+      }).output();
+      assert.ok(mount.success, new TextDecoder().decode(mount.stderr));
+      try {
+        const body = fixture(4 << 20, 21);
+        server.routes.set("/big.bin", { body });
+        const store = new ObjectStore(join(mnt, "store"));
+        await assert.rejects(
+          () => ensureObject(store, target(body, [`${server.url}/big.bin`]), fast),
+          (e: unknown) => {
+            assert.ok(e instanceof DtkError && !(e instanceof IntegrityError), String(e));
+            assert.match(e.message, /^Cannot write to the store at ".*\.partial": /);
+            assert.match(e.hint ?? "", /Free disk space/);
+            return true;
+          },
+        );
+        // No retry and no other source: the disk, not the server, was the problem.
+        assert.equal(server.log.filter((l) => l.path === "/big.bin").length, 1);
+      } finally {
+        await new Deno.Command("umount", { args: [mnt] }).output();
+      }
+    });
+  },
+});
