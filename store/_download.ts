@@ -319,17 +319,23 @@ async function fetchHttp(
   }
   const controller = new AbortController();
   let stalled = false;
+  // One timer per stall period that checks the time of the last byte: re-arming a timer on
+  // every read costs more than the check.
+  let lastData = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
+  const watch = () => {
+    const idle = performance.now() - lastData;
+    if (idle >= stallMs) {
       stalled = true;
       controller.abort();
-    }, stallMs);
+    } else timer = setTimeout(watch, stallMs - idle);
   };
+  const arm = () => {
+    lastData = performance.now();
+  };
+  timer = setTimeout(watch, stallMs);
   const onAbort = () => controller.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  arm();
   let file: Deno.FsFile | undefined;
   let received = 0;
   try {

@@ -49,15 +49,22 @@ export class HashingWriter {
     return this.#written + this.#fill;
   }
 
-  /** Free space of the current buffer, for a file to read into. Then call `filled`. */
+  /** Free space of the current buffer, to read into. Then pass what was read to `filled`. */
   target(): Uint8Array {
     return this.#current.subarray(this.#fill);
   }
 
-  /** Records `n` bytes read into `target()`. */
-  async filled(n: number): Promise<void> {
+  /**
+   * Records `view`, the bytes just read into `target()`. A BYOB stream read hands the bytes back
+   * in a new ArrayBuffer (the one given is detached), so the view's buffer becomes the current
+   * one. Reading straight into the sink spares a copy of every byte.
+   */
+  async filled(view: Uint8Array): Promise<void> {
     this.#throwIfFailed();
-    this.#fill += n;
+    if (view.buffer !== this.#current.buffer) {
+      this.#current = new Uint8Array(view.buffer as ArrayBuffer);
+    }
+    this.#fill += view.length;
     if (this.#fill === this.#current.length) await this.#submit();
   }
 
@@ -84,11 +91,14 @@ export class HashingWriter {
 
   /**
    * After a failure: waits for writes in flight and writes what is buffered, unhashed, so the
-   * file holds every byte received (a resumed download re-hashes the file) and may be closed.
+   * file holds the bytes received (a resumed download re-hashes the file) and may be closed.
    */
   async abandon(): Promise<void> {
     await this.#pending;
-    if (this.#failure === undefined && this.#fill > 0) {
+    // A BYOB read that failed took the current buffer with it: its bytes are gone, and what was
+    // written before them is still a valid prefix.
+    const lost = this.#current.buffer.byteLength === 0;
+    if (this.#failure === undefined && this.#fill > 0 && !lost) {
       const data = this.#current.subarray(0, this.#fill);
       try {
         let off = 0;
@@ -103,6 +113,10 @@ export class HashingWriter {
 
   async #submit(): Promise<void> {
     this.#throwIfFailed();
+    if (this.#current.buffer.byteLength === 0) {
+      // Only a read that never returned its buffer gets here; never hash a hole.
+      throw new Error("The read buffer was lost to a failed stream read");
+    }
     const data = this.#current.subarray(0, this.#fill);
     this.#hash.update(data);
     this.#written += data.length;
@@ -133,13 +147,9 @@ export class HashingWriter {
   }
 }
 
-/** Size of a BYOB read: a read returns what the socket has, seldom more than a few 100 KiB. */
-const READ_SIZE = 1 << 20;
-
 /**
- * Reads all of `body` into `sink`. A BYOB read detaches the buffer it is given until it returns,
- * so reads go to a scratch buffer and are copied: the sink's buffers must survive a failed read
- * so `abandon` can keep their bytes. `onRead` runs after every read with its byte count.
+ * Reads all of `body` into `sink`, straight into the sink's buffers when the stream is a byte
+ * stream (fetch bodies are). `onRead` runs after every read with its byte count.
  */
 export async function pumpBody(
   body: ReadableStream<Uint8Array>,
@@ -155,12 +165,11 @@ export async function pumpBody(
   const reader = byob ?? body.getReader();
   try {
     if (byob) {
-      let scratch = new Uint8Array(READ_SIZE);
       for (;;) {
-        const { done, value } = await byob.read(scratch);
+        const { done, value } = await byob.read(sink.target());
+        // Even the last read detaches the buffer; its empty view hands it back.
+        if (value) await sink.filled(value);
         if (done) return;
-        await sink.write(value);
-        scratch = new Uint8Array(value.buffer as ArrayBuffer);
         await options.onRead?.(value.length);
       }
     }
@@ -185,9 +194,10 @@ export async function pumpFile(
   options: { onRead?: (n: number) => void } = {},
 ): Promise<void> {
   for (;;) {
-    const n = await file.read(sink.target());
+    const view = sink.target();
+    const n = await file.read(view);
     if (n === null) return;
-    await sink.filled(n);
+    await sink.filled(view.subarray(0, n));
     options.onRead?.(n);
   }
 }

@@ -70,7 +70,7 @@ Deno.test("sink: a file read straight into its buffers", async () => {
   });
 });
 
-Deno.test("sink: after a failure, abandon keeps every byte received, so a resume can use them", async () => {
+Deno.test("sink: after a failure, abandon keeps the bytes it holds, so a resume can use them", async () => {
   await withFile(async (path, file) => {
     const data = bytes(10_000, 5);
     const sink = new HashingWriter(file, createHash("sha256"), { bufferSize: 4096 });
