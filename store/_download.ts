@@ -319,21 +319,10 @@ async function fetchHttp(
   }
   const controller = new AbortController();
   let stalled = false;
-  // One timer per stall period that checks the time of the last byte: re-arming a timer on
-  // every read costs more than the check.
-  let lastData = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const watch = () => {
-    const idle = performance.now() - lastData;
-    if (idle >= stallMs) {
-      stalled = true;
-      controller.abort();
-    } else timer = setTimeout(watch, stallMs - idle);
-  };
-  const arm = () => {
-    lastData = performance.now();
-  };
-  timer = setTimeout(watch, stallMs);
+  const watch = stallWatch(stallMs, () => {
+    stalled = true;
+    controller.abort();
+  });
   const onAbort = () => controller.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   let file: Deno.FsFile | undefined;
@@ -400,41 +389,36 @@ async function fetchHttp(
     }
     options.onProgress?.({ name: target.name, bytes: offset, total: target.size, phase: "start" });
     let total = offset;
-    const sink = new HashingWriter(file, hash);
     try {
-      await pumpBody(res.body!, sink, {
-        onRead: (n) => {
-          arm();
-          received += n;
-          total += n;
-          if (target.size !== null && total > target.size) {
-            throw new SourceError(`wrong size: more than the expected ${target.size} bytes`, {
-              wrongBytes: true,
-            });
-          }
-          options.onProgress?.({
-            name: target.name,
-            bytes: total,
-            total: target.size,
-            phase: "data",
-          });
-        },
+      await drain(new HashingWriter(file, hash), partial, {
+        pump: (sink) =>
+          pumpBody(res.body!, sink, {
+            onRead: (n) => {
+              watch.touch();
+              received += n;
+              total += n;
+              if (target.size !== null && total > target.size) {
+                throw new SourceError(`wrong size: more than the expected ${target.size} bytes`, {
+                  wrongBytes: true,
+                });
+              }
+              options.onProgress?.({
+                name: target.name,
+                bytes: total,
+                total: target.size,
+                phase: "data",
+              });
+            },
+          }),
+        lost: (error) =>
+          stalled
+            ? `stalled: no data for ${formatDuration(stallMs)} after ${total} bytes`
+            : `connection lost after ${total} bytes: ${errText(error)}`,
+        retryable: true,
       });
-      await sink.finish();
     } catch (error) {
-      // Writes in flight must land before the file is closed; what they hold is a valid prefix.
-      await sink.abandon();
-      if (sink.writeError) throw storeWriteFailed(partial, sink.writeError);
-      if (error instanceof SourceError) {
-        if (error.wrongBytes) await discardPartial(partial);
-        throw error;
-      }
-      throw new SourceError(
-        stalled
-          ? `stalled: no data for ${formatDuration(stallMs)} after ${total} bytes`
-          : `connection lost after ${total} bytes: ${errText(error)}`,
-        { retryable: true },
-      );
+      if (error instanceof SourceError && error.wrongBytes) await discardPartial(partial);
+      throw error;
     }
     if (target.size !== null && total !== target.size) {
       await discardPartial(partial);
@@ -456,9 +440,56 @@ async function fetchHttp(
     await Deno.remove(statePath).catch(() => {});
     return received;
   } finally {
-    clearTimeout(timer);
+    watch.stop();
     options.signal?.removeEventListener("abort", onAbort);
     file?.close();
+  }
+}
+
+/**
+ * Calls `onStall` once `touch` has not been called for `ms`. One timer per period checks the time
+ * of the last touch: re-arming a timer on every network read costs more than the check.
+ */
+function stallWatch(ms: number, onStall: () => void): { touch(): void; stop(): void } {
+  let last = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    const idle = performance.now() - last;
+    if (idle >= ms) onStall();
+    else timer = setTimeout(check, ms - idle);
+  };
+  timer = setTimeout(check, ms);
+  return {
+    touch: () => {
+      last = performance.now();
+    },
+    stop: () => clearTimeout(timer),
+  };
+}
+
+/**
+ * Runs `pump` into `sink` and flushes it; returns the bytes written. On failure, writes in flight
+ * land first (the file stays a valid prefix for a resume), then the failure is sorted: a failed
+ * write is the store's problem, which no other source can cure; a `SourceError` from the
+ * caller's checks passes as it is; anything else is the source failing, described by `lost`.
+ */
+async function drain(
+  sink: HashingWriter,
+  path: string,
+  options: {
+    pump: (sink: HashingWriter) => Promise<void>;
+    lost: (error: unknown) => string;
+    retryable: boolean;
+  },
+): Promise<number> {
+  try {
+    await options.pump(sink);
+    return await sink.finish();
+  } catch (error) {
+    await sink.abandon();
+    if (sink.writeError) throw storeWriteFailed(path, sink.writeError);
+    if (error instanceof SourceError) throw error;
+    throw new SourceError(options.lost(error), { retryable: options.retryable });
   }
 }
 
@@ -506,26 +537,23 @@ async function copyLocal(
     }
     options.onProgress?.({ name: target.name, bytes: 0, total: target.size, phase: "start" });
     const hash = createHash("sha256");
-    const sink = new HashingWriter(output, hash);
     let total = 0;
-    try {
-      await pumpFile(input, sink, {
-        onRead: (n) => {
-          total += n;
-          options.onProgress?.({
-            name: target.name,
-            bytes: total,
-            total: target.size,
-            phase: "data",
-          });
-        },
-      });
-      await sink.finish();
-    } catch (error) {
-      await sink.abandon();
-      if (sink.writeError) throw storeWriteFailed(temp, sink.writeError);
-      throw error;
-    }
+    await drain(new HashingWriter(output, hash), temp, {
+      pump: (sink) =>
+        pumpFile(input, sink, {
+          onRead: (n) => {
+            total += n;
+            options.onProgress?.({
+              name: target.name,
+              bytes: total,
+              total: target.size,
+              phase: "data",
+            });
+          },
+        }),
+      lost: (error) => `cannot read after ${total} bytes: ${errText(error)}`,
+      retryable: false,
+    });
     const actual = hash.digest("hex");
     if (actual !== target.hex) {
       throw new SourceError(`wrong bytes: got ${formatHash(actual)} (${total} bytes)`, {
@@ -611,7 +639,7 @@ async function streamToTemp(
   const hash = createHash("sha256");
   const out = await Deno.open(temp, { write: true, createNew: true });
   const sink = new HashingWriter(out, hash);
-  let size = 0;
+  let size: number;
   try {
     if (!/^https?:\/\//.test(url)) {
       const path = url.startsWith("file://") ? fromFileUrl(url) : url;
@@ -619,14 +647,17 @@ async function streamToTemp(
         throw new SourceError("not found");
       });
       try {
-        await pumpFile(input, sink);
+        size = await drain(sink, temp, {
+          pump: (s) => pumpFile(input, s),
+          lost: (error) => `cannot read after ${sink.bytes} bytes: ${errText(error)}`,
+          retryable: false,
+        });
       } finally {
         input.close();
       }
     } else {
-      const stallMs = options.stallTimeoutMs ?? 30_000;
       const controller = new AbortController();
-      let timer = setTimeout(() => controller.abort(), stallMs);
+      const watch = stallWatch(options.stallTimeoutMs ?? 30_000, () => controller.abort());
       try {
         const res = await fetch(url, { headers, signal: controller.signal }).catch((e) => {
           throw new SourceError(`network error: ${errText(e)}`, { retryable: true });
@@ -635,27 +666,17 @@ async function streamToTemp(
           await res.body?.cancel();
           throw new SourceError(`HTTP ${res.status}`, { retryable: true });
         }
-        try {
-          await pumpBody(res.body!, sink, {
-            onRead: () => {
-              clearTimeout(timer);
-              timer = setTimeout(() => controller.abort(), stallMs);
-            },
-          });
-        } catch (error) {
-          if (sink.writeError) throw storeWriteFailed(temp, sink.writeError);
-          throw new SourceError(`connection lost after ${sink.bytes} bytes: ${errText(error)}`, {
-            retryable: true,
-          });
-        }
+        size = await drain(sink, temp, {
+          pump: (s) => pumpBody(res.body!, s, { onRead: watch.touch }),
+          lost: (error) => `connection lost after ${sink.bytes} bytes: ${errText(error)}`,
+          retryable: true,
+        });
       } finally {
-        clearTimeout(timer);
+        watch.stop();
       }
     }
-    size = await sink.finish();
     await out.sync();
   } finally {
-    await sink.abandon();
     out.close();
   }
   return { hex: hash.digest("hex"), size };
