@@ -9,6 +9,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { DtkError, formatDuration, IntegrityError, q } from "../lib/errors/mod.ts";
+import { writeFileAtomic } from "../lib/fs/mod.ts";
 import { formatHash, hashFrom } from "./_hash.ts";
 import { HashingWriter, pumpBody, pumpFile } from "./_sink.ts";
 import type { ObjectStore } from "./_objects.ts";
@@ -383,7 +384,7 @@ async function fetchHttp(
     }
     const validator = res.headers.get("etag") ?? res.headers.get("last-modified");
     if (validator && !/^W\//.test(validator)) {
-      await Deno.writeTextFile(statePath, JSON.stringify({ url, validator }));
+      await writeFileAtomic(statePath, JSON.stringify({ url, validator }));
     } else {
       await Deno.remove(statePath).catch(() => {});
     }
