@@ -204,21 +204,3 @@ export function renderNetworkManagerDtk(): string {
     "",
   ].join("\n");
 }
-
-/** NetworkManager snippet of the Calico add-on (its devices). */
-export function renderNetworkManagerCalico(): string {
-  const devices = [
-    "cali*",
-    "tunl*",
-    "vxlan.calico",
-    "vxlan-v6.calico",
-    "wireguard.cali",
-    "wg-v6.cali",
-  ];
-  return [
-    "# Managed by dtk.",
-    "[keyfile]",
-    `unmanaged-devices=${devices.map((d) => `interface-name:${d}`).join(";")}`,
-    "",
-  ].join("\n");
-}

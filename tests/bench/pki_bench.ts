@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ensurePki } from "../../lib/pki/mod.ts";
+import { ensurePki, STATIC_IDENTITIES } from "../../lib/pki/mod.ts";
 import { testConfig, testNodes } from "../pki/_config.ts";
 import type { BenchResult } from "./types.ts";
 
@@ -46,13 +46,7 @@ async function upstreamStyle(dir: string): Promise<number> {
     "ca.pem",
   ], dir);
   const identities = [
-    "admin",
-    "kubernetes",
-    "service-account",
-    "aggregator",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kube-proxy",
+    ...STATIC_IDENTITIES,
     ...Array.from({ length: NODES }, (_, i) => `kubelet-vm${i + 1}`),
   ];
   for (const id of identities) {
