@@ -28,6 +28,31 @@ export interface HelmRelease {
   status: string;
 }
 
+/** Runs a query that prints JSON (helm, kubectl) and parses what it printed. */
+async function queryJson(
+  argv: string[],
+  options: ClusterQueryOptions,
+  query: { what: string; hint?: string; empty?: string },
+): Promise<unknown> {
+  const result = await options.runner.run(argv, {
+    check: false,
+    env: options.env,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    what: query.what,
+  });
+  if (!result.success) {
+    throw commandFailed(argv, result, { what: query.what, hint: query.hint });
+  }
+  const text = result.stdout.trim() === "" && query.empty !== undefined
+    ? query.empty
+    : result.stdout;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new DtkError(`${query.what} printed something other than JSON`, { cause: error });
+  }
+}
+
 /** Every helm release on the cluster. */
 export async function listReleases(options: ClusterQueryOptions): Promise<HelmRelease[]> {
   const argv = [
@@ -40,19 +65,8 @@ export async function listReleases(options: ClusterQueryOptions): Promise<HelmRe
     "--output",
     "json",
   ];
-  const result = await options.runner.run(argv, {
-    check: false,
-    env: options.env,
-    timeoutMs: options.timeoutMs ?? 60_000,
-    what: "helm list",
-  });
-  if (!result.success) throw commandFailed(argv, result, { what: "helm list" });
-  let data: unknown;
-  try {
-    data = JSON.parse(result.stdout.trim() === "" ? "[]" : result.stdout);
-  } catch (error) {
-    throw new DtkError(`helm list printed something other than JSON`, { cause: error });
-  }
+  // An empty answer from helm means no releases.
+  const data = await queryJson(argv, options, { what: "helm list", empty: "[]" });
   if (!Array.isArray(data)) return [];
   return data.map((r: Record<string, unknown>) => ({
     name: String(r.name ?? ""),
@@ -123,28 +137,15 @@ export async function listNodes(
     "--output",
     "json",
   ];
-  const result = await options.runner.run(argv, {
-    check: false,
-    env: options.env,
-    timeoutMs: options.timeoutMs ?? 60_000,
-    what: "kubectl get nodes",
-  });
-  if (!result.success) {
-    throw commandFailed(argv, result, {
-      what: "kubectl get nodes",
-      hint: "Is the cluster running? Start it with: dtk cluster up",
-    });
-  }
   interface NodeJson {
     metadata?: { name?: string; labels?: Record<string, string> };
     status?: { addresses?: { type?: string; address?: string }[] };
   }
-  let items: NodeJson[];
-  try {
-    items = (JSON.parse(result.stdout) as { items?: NodeJson[] }).items ?? [];
-  } catch (error) {
-    throw new DtkError("kubectl get nodes printed something other than JSON", { cause: error });
-  }
+  const data = await queryJson(argv, options, {
+    what: "kubectl get nodes",
+    hint: "Is the cluster running? Start it with: dtk cluster up",
+  });
+  const items = (data as { items?: NodeJson[] } | null)?.items ?? [];
   const rank = new Map(config.vms.map((vm, i) => [vm.name, i]));
   const nodes = items.map((item) => ({
     name: item.metadata?.name ?? "",
