@@ -408,14 +408,10 @@ const CLOUD_IMAGES: Partial<Record<Linux, { release: string; build: string }>> =
 export function cloudImageSpec(linux: Linux, arch: Arch): ArtifactSpec {
   const image = CLOUD_IMAGES[linux];
   if (image === undefined) {
-    throw new ConfigError([{
+    throw ConfigError.forKey("vm.template-source", `No cloud image is catalogued for ${q(linux)}`, {
       file: "<catalogue>",
-      line: 0,
-      column: 0,
-      path: "vm.template-source",
-      message: `No cloud image is catalogued for ${q(linux)}`,
       hint: "Use vm.linux: alma9, or vm.template-source: kickstart",
-    }]);
+    });
   }
   const a = distroArch(arch);
   const file = `AlmaLinux-9-GenericCloud-${image.release}-${image.build}.${a}.qcow2`;
@@ -453,14 +449,10 @@ export function guestAdditionsSpec(version: string): ArtifactSpec {
 export function chartSpec(addon: string, version?: string): ArtifactSpec {
   const info = ADDON_CHARTS[addon];
   if (info === undefined) {
-    throw new ConfigError([{
+    throw ConfigError.forKey("addons", `No chart is catalogued for add-on ${q(addon)}`, {
       file: "<catalogue>",
-      line: 0,
-      column: 0,
-      path: "addons",
-      message: `No chart is catalogued for add-on ${q(addon)}`,
       hint: `Known add-ons: ${Object.keys(ADDON_CHARTS).join(", ")}`,
-    }]);
+    });
   }
   const v = version ?? info.version;
   const url = info.url(v);

@@ -80,6 +80,25 @@ export class ConfigError extends DtkError {
     });
     this.issues = issues;
   }
+
+  /**
+   * One problem with a config value found after parsing (a version, a catalogue lookup): it has
+   * a key path but no line in the file.
+   */
+  static forKey(
+    path: string,
+    message: string,
+    options: { hint?: string; file?: string } = {},
+  ): ConfigError {
+    return new ConfigError([{
+      file: options.file ?? "<config>",
+      line: 0,
+      column: 0,
+      path,
+      message,
+      ...(options.hint === undefined ? {} : { hint: options.hint }),
+    }]);
+  }
 }
 
 /** The host lacks something dtk needs; raised before anything is touched. */

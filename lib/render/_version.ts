@@ -16,14 +16,11 @@ export interface Semver {
 export function parseVersion(version: string, what: string): Semver {
   const match = version.trim().match(/^v?(\d+)\.(\d+)(?:\.(\d+))?/);
   if (!match) {
-    throw new ConfigError([{
-      file: "<config>",
-      line: 0,
-      column: 0,
-      path: `versions.${what}`,
-      message: `Version ${q(version)} of ${what} is not a version number`,
-      hint: "Write it as MAJOR.MINOR.PATCH, e.g. v1.35.0",
-    }]);
+    throw ConfigError.forKey(
+      `versions.${what}`,
+      `Version ${q(version)} of ${what} is not a version number`,
+      { hint: "Write it as MAJOR.MINOR.PATCH, e.g. v1.35.0" },
+    );
   }
   return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3] ?? 0) };
 }
@@ -50,14 +47,11 @@ export interface KubeFeatures {
 export function kubeFeatures(version: string): KubeFeatures {
   const v = parseVersion(version, "kubernetes");
   if (v.major !== 1 || v.minor < OLDEST_KUBERNETES_MINOR) {
-    throw new ConfigError([{
-      file: "<config>",
-      line: 0,
-      column: 0,
-      path: "versions.kubernetes",
-      message: `Kubernetes ${q(version)} is older than dtk supports`,
-      hint: `Use Kubernetes 1.${OLDEST_KUBERNETES_MINOR} or newer`,
-    }]);
+    throw ConfigError.forKey(
+      "versions.kubernetes",
+      `Kubernetes ${q(version)} is older than dtk supports`,
+      { hint: `Use Kubernetes 1.${OLDEST_KUBERNETES_MINOR} or newer` },
+    );
   }
   const m = v.minor;
   return {
