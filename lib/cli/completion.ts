@@ -36,14 +36,22 @@ export function commandTree(root: Command): Node[] {
   return nodes;
 }
 
-function words(node: Node): string {
-  return [...node.commands.map((c) => c.name), ...node.options.flatMap((o) => o.flags)].join(" ");
+/** What may follow a command path: its subcommands, then its options. */
+function words(node: Node): string[] {
+  return [...node.commands.map((c) => c.name), ...node.options.flatMap((o) => o.flags)];
+}
+
+/** The `case` arms, shared by bash and zsh, that follow the words typed so far to a path. */
+function pathArms(tree: Node[]): string {
+  return tree.map((n) => `      "${n.path.join(" ")}") path="$candidate" ;;`).join("\n");
 }
 
 export function bashScript(root: Command): string {
-  const cases = commandTree(root).map((node) =>
-    `    "${node.path.join(" ")}") opts="${words(node)}" ;;`
-  ).join("\n");
+  const tree = commandTree(root);
+  const cases = tree.map((node) =>
+    `    "${node.path.join(" ")}") opts="${words(node).join(" ")}" ;;`
+  )
+    .join("\n");
   return `# bash completion for dtk: source <(dtk completion bash)
 _dtk_complete() {
   local cur path word opts i
@@ -54,7 +62,7 @@ _dtk_complete() {
     case "$word" in -*) continue ;; esac
     if [ -z "$path" ]; then candidate="$word"; else candidate="$path $word"; fi
     case "$candidate" in
-${commandTree(root).map((n) => `      "${n.path.join(" ")}") path="$candidate" ;;`).join("\n")}
+${pathArms(tree)}
     esac
   done
   case "$path" in
@@ -68,12 +76,9 @@ complete -o default -F _dtk_complete dtk
 }
 
 export function zshScript(root: Command): string {
-  const cases = commandTree(root).map((node) =>
-    `    "${node.path.join(" ")}") opts=(${
-      [...node.commands.map((c) => c.name), ...node.options.flatMap((o) => o.flags)].map((w) =>
-        `'${w}'`
-      ).join(" ")
-    }) ;;`
+  const tree = commandTree(root);
+  const cases = tree.map((node) =>
+    `    "${node.path.join(" ")}") opts=(${words(node).map((w) => `'${w}'`).join(" ")}) ;;`
   ).join("\n");
   return `#compdef dtk
 # zsh completion for dtk: dtk completion zsh > "\${fpath[1]}/_dtk"
@@ -86,7 +91,7 @@ _dtk() {
     [[ "$word" == -* ]] && continue
     if [[ -z "$path" ]]; then candidate="$word"; else candidate="$path $word"; fi
     case "$candidate" in
-${commandTree(root).map((n) => `      "${n.path.join(" ")}") path="$candidate" ;;`).join("\n")}
+${pathArms(tree)}
     esac
   done
   case "$path" in
