@@ -83,23 +83,20 @@ export function stepPki(step: StepName, node: string): PkiPlacement[] {
     { source: { kind: "cert", identity }, path: cert, mode: CERT },
     { source: { kind: "key", identity }, path: key, mode: SECRET },
   ];
+  const kubeconfig = (identity: string, path: string): PkiPlacement => ({
+    source: { kind: "kubeconfig", identity },
+    path,
+    mode: SECRET,
+  });
   switch (step) {
     case "kubelet":
       return [
         ca,
         ...pair(`kubelet-${node}`, P.kubeletCert, P.kubeletKey),
-        {
-          source: { kind: "kubeconfig", identity: `kubelet-${node}` },
-          path: P.kubeletKubeconfig,
-          mode: SECRET,
-        },
+        kubeconfig(`kubelet-${node}`, P.kubeletKubeconfig),
       ];
     case "kube-proxy":
-      return [{
-        source: { kind: "kubeconfig", identity: "kube-proxy" },
-        path: P.kubeProxyKubeconfig,
-        mode: SECRET,
-      }];
+      return [kubeconfig("kube-proxy", P.kubeProxyKubeconfig)];
     case "etcd":
       return [
         { source: { kind: "ca-cert" }, path: P.etcdCaCert, mode: CERT },
@@ -120,18 +117,10 @@ export function stepPki(step: StepName, node: string): PkiPlacement[] {
         ca,
         { source: { kind: "ca-key" }, path: P.caKey, mode: SECRET },
         ...pair("service-account", P.serviceAccountCert, P.serviceAccountKey),
-        {
-          source: { kind: "kubeconfig", identity: "kube-controller-manager" },
-          path: P.controllerManagerKubeconfig,
-          mode: SECRET,
-        },
+        kubeconfig("kube-controller-manager", P.controllerManagerKubeconfig),
       ];
     case "kube-scheduler":
-      return [{
-        source: { kind: "kubeconfig", identity: "kube-scheduler" },
-        path: P.schedulerKubeconfig,
-        mode: SECRET,
-      }];
+      return [kubeconfig("kube-scheduler", P.schedulerKubeconfig)];
     default:
       return [];
   }
