@@ -101,8 +101,7 @@ export class HashingWriter {
     if (this.#failure === undefined && this.#fill > 0 && !lost) {
       const data = this.#current.subarray(0, this.#fill);
       try {
-        let off = 0;
-        while (off < data.length) off += await this.#file.write(data.subarray(off));
+        await this.#writeOut(data);
       } catch {
         // The file is a prefix of the download either way.
       }
@@ -125,8 +124,7 @@ export class HashingWriter {
     this.#pending = this.#pending.then(async () => {
       if (this.#failure !== undefined) return;
       try {
-        let off = 0;
-        while (off < data.length) off += await this.#file.write(data.subarray(off));
+        await this.#writeOut(data);
       } catch (error) {
         this.#failure = error;
         this.#writeError = error as Error;
@@ -140,6 +138,12 @@ export class HashingWriter {
     }
     this.#throwIfFailed();
     this.#current = new Uint8Array(this.#free.pop()!);
+  }
+
+  /** Writes all of `data` (a file write may be short). */
+  async #writeOut(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) off += await this.#file.write(data.subarray(off));
   }
 
   #throwIfFailed(): void {
