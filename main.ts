@@ -16,9 +16,16 @@ import { LocalRunner } from "./lib/exec/mod.ts";
 import { Output } from "./lib/ui/mod.ts";
 import { loadConfig } from "./lib/config/mod.ts";
 import { renderIssue } from "./lib/cli/render_error.ts";
+import type { TestDriverFactory } from "./drivers/mod.ts";
+
+/** What only a test entry passes to `main()`. */
+export interface MainOptions {
+  /** The test-only `test-nspawn` driver (`tests/harness/dtk.ts`); dtk never imports tests. */
+  testDriver?: TestDriverFactory;
+}
 
 /** Runs dtk with `args`; returns the exit code. */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   // Flags are read before parsing so that errors in parsing itself honour them.
   const early = {
     color: !args.includes("--no-color"),
@@ -31,6 +38,7 @@ export async function main(args: string[]): Promise<number> {
     out: Output.fromEnv(early),
     cwd: Deno.cwd(),
     env: (name) => Deno.env.get(name),
+    testDriver: options.testDriver,
     async loadConfig(globals: GlobalOptions) {
       const { config, warnings } = await loadConfig({ path: globals.config, cwd: this.cwd });
       for (const warning of warnings) {

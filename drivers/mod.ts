@@ -16,10 +16,15 @@ export type { HostProbe, KvmDriverOptions } from "./kvm/mod.ts";
 export { VirtualBoxDriver } from "./virtualbox/mod.ts";
 export type { VirtualBoxDriverOptions } from "./virtualbox/mod.ts";
 
+/**
+ * Builds the test-only `test-nspawn` driver. It lives in `tests/harness/` and is never in dtk's
+ * module graph: the test entry `tests/harness/dtk.ts` hands it to `main()`.
+ */
+export type TestDriverFactory = (config: Config, options: { runner: Runner }) => Driver;
+
 export interface CreateDriverOptions {
   runner: Runner;
-  /** Builds the test-only `test-nspawn` driver (lives in `tests/harness/`, never in the binary). */
-  testDriver?: (config: Config) => Driver;
+  testDriver?: TestDriverFactory;
 }
 
 /** The driver for `config.virt`. */
@@ -47,7 +52,9 @@ export function createDriver(config: Config, options: CreateDriverOptions): Driv
         linux: config.vm.linux,
       });
     case "test-nspawn":
-      if (options.testDriver) return options.testDriver(config);
-      throw new UsageError(`The driver ${q(config.virt)} exists only in dtk's tests`);
+      if (options.testDriver) return options.testDriver(config, { runner: options.runner });
+      throw new UsageError(`The driver ${q(config.virt)} exists only in dtk's tests`, {
+        hint: "Run dtk through its test entry, tests/harness/dtk.ts",
+      });
   }
 }

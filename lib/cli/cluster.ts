@@ -35,20 +35,10 @@ function parseJobs(value: string): number {
 // Each command loads what it needs when it runs: `dtk fetch` or `dtk --help` should not pay
 // for the drivers, the pipeline or ssh at start-up.
 
-/** The config's driver; the test-only nspawn driver is loaded from the tests, never bundled. */
+/** The config's driver; the test-only one only if the test entry registered it. */
 export async function driverFor(config: Config, ctx: CliContext): Promise<Driver> {
-  if (config.virt === "test-nspawn") {
-    if (ctx.env("DTK_TEST_DRIVERS") !== "1") {
-      throw new UsageError(`The driver "test-nspawn" exists only in dtk's tests`);
-    }
-    const url = new URL("../../tests/harness/nspawn_driver.ts", import.meta.url).href;
-    const module = await import(url) as {
-      createNspawnDriver(config: Config, options: { runner: CliContext["runner"] }): Driver;
-    };
-    return module.createNspawnDriver(config, { runner: ctx.runner });
-  }
   const { createDriver } = await import("../../drivers/mod.ts");
-  return createDriver(config, { runner: ctx.runner });
+  return createDriver(config, { runner: ctx.runner, testDriver: ctx.testDriver });
 }
 
 /** Points the original's single-cluster paths at the cluster just created. */

@@ -7,6 +7,7 @@
 import type { Runner } from "../exec/mod.ts";
 import type { Output } from "../ui/mod.ts";
 import type { Config } from "../config/types.ts";
+import type { TestDriverFactory } from "../../drivers/mod.ts";
 
 /** Global options, present on every command (`cmd.optsWithGlobals()`). */
 export interface GlobalOptions {
@@ -25,4 +26,6 @@ export interface CliContext {
   env: (name: string) => string | undefined;
   /** Loads and validates the config named by `--config`/`DTK_CONFIG`/`./config.yaml`/built-in. */
   loadConfig(globals: GlobalOptions): Promise<Config>;
+  /** The test-only driver, registered by the test entry `tests/harness/dtk.ts`; never in dtk. */
+  testDriver?: TestDriverFactory;
 }

@@ -26,7 +26,8 @@ import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
 import { SshRemote } from "../../lib/remote/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+// The test entry: dtk with the test-only nspawn driver registered.
+const MAIN = new URL("../harness/dtk.ts", import.meta.url).pathname;
 const support = nodeSupport();
 const k8s = k8sStatus();
 const e2e = Deno.env.get("DTK_E2E") === "1";
