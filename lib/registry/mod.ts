@@ -14,6 +14,7 @@
 import { DtkError, q } from "../errors/mod.ts";
 import { handleRegistryRequest } from "./_http.ts";
 import type { RegistryIndex } from "./_index.ts";
+import type { Lockfile } from "../../store/mod.ts";
 
 export { handleRegistryRequest, ociError, parseRange } from "./_http.ts";
 export type { HandlerOptions, OciErrorCode } from "./_http.ts";
@@ -21,6 +22,30 @@ export { digestHex, findBlob, findManifest, RegistryIndex } from "./_index.ts";
 export type { ClosureBlob, IndexedImage, NameProblem } from "./_index.ts";
 export { isRepositoryName, parseImageReference } from "./_reference.ts";
 export type { ImageReference } from "./_reference.ts";
+
+/** An image of the lock, as the server, the nodes and `dtk verify` need it. */
+export interface LockedImage {
+  /** The lock's artifact name. */
+  name: string;
+  /** The reference as the cluster uses it. */
+  ref: string;
+  /** `sha256:<hex>` the ref resolves to (index or lone manifest). */
+  hash: string;
+  /** `sha256:<hex>` of the manifest for the lock's arch (equals `hash` for a lone manifest). */
+  manifest: string;
+}
+
+/** The `kind: image` artifacts of a lock, sorted by name. */
+export function lockedImages(lock: Lockfile): LockedImage[] {
+  const out: LockedImage[] = [];
+  for (const [name, artifact] of Object.entries(lock.artifacts)) {
+    const a = artifact as unknown as Record<string, unknown>;
+    if (a.kind !== "image" || typeof a.ref !== "string") continue;
+    const manifest = typeof a.manifest === "string" ? a.manifest : artifact.hash;
+    out.push({ name, ref: a.ref, hash: artifact.hash, manifest });
+  }
+  return out.sort((x, y) => x.name.localeCompare(y.name));
+}
 
 /** The port `cluster create` serves on unless told otherwise. */
 export const DEFAULT_REGISTRY_PORT = 5380;
