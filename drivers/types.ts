@@ -96,4 +96,19 @@ export interface Driver {
   list(): Promise<VmStatus[]>;
   /** The node's address, waiting up to `timeoutMs` for it to appear. */
   address(name: string, options: WaitOptions): Promise<NodeAddress>;
+  /**
+   * Where a server on the host is reachable from the nodes (dtk's image registry): the address
+   * to bind on the host and the one the nodes use for it (they differ behind NAT, where the
+   * host is an alias of its loopback). Undefined when the nodes have no known route to the
+   * host (bridged networking): images then go over ssh.
+   */
+  hostEndpoint?(): Promise<HostEndpoint | undefined>;
+}
+
+/** A host address the nodes reach. */
+export interface HostEndpoint {
+  /** The host address to bind. */
+  listen: string;
+  /** The address the nodes connect to. */
+  reach: string;
 }

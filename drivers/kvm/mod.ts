@@ -22,6 +22,7 @@ import { cidataFiles, DISTROS, renderKickstart } from "../../kickstart/mod.ts";
 import type {
   CloneSpec,
   Driver,
+  HostEndpoint,
   NodeAddress,
   PreflightOptions,
   PreflightProblem,
@@ -97,6 +98,8 @@ export async function kvmUnusable(host: HostProbe): Promise<string | undefined> 
 }
 
 const SLIRP_GUEST_IP = "10.0.2.15";
+/** slirp forwards this guest-side address to the host's loopback. */
+const SLIRP_HOST_IP = "10.0.2.2";
 
 export class KvmDriver implements Driver {
   readonly name = "kvm";
@@ -488,6 +491,14 @@ export class KvmDriver implements Driver {
         `virsh --connect ${this.#o.uri} net-dhcp-leases ${this.#o.libvirtNetwork}`,
     );
     return { ip, ssh: { host: ip, port: 22 } };
+  }
+
+  /** The libvirt network's gateway; with user-mode networking, slirp's alias of the host. */
+  async hostEndpoint(): Promise<HostEndpoint | undefined> {
+    if (this.#o.network === "user") return { listen: "127.0.0.1", reach: SLIRP_HOST_IP };
+    const r = await this.#virsh(["net-dumpxml", this.#o.libvirtNetwork], { check: false });
+    const ip = /<ip\b[^>]*\baddress=['"](\d+\.\d+\.\d+\.\d+)['"]/.exec(r.stdout)?.[1];
+    return ip === undefined ? undefined : { listen: ip, reach: ip };
   }
 
   #domainType(): "kvm" | "qemu" {

@@ -18,6 +18,7 @@ import { oemdrvFiles } from "../../kickstart/mod.ts";
 import type {
   CloneSpec,
   Driver,
+  HostEndpoint,
   NodeAddress,
   PreflightOptions,
   PreflightProblem,
@@ -469,6 +470,21 @@ export class VirtualBoxDriver implements Driver {
         `enumerate ${name})`,
     );
     return { ip, ssh: { host: ip, port: 22 } };
+  }
+
+  /**
+   * Host-only networking: the host's address on the host-only interface. Bridged: no address
+   * known to be routed from the guests.
+   */
+  async hostEndpoint(): Promise<HostEndpoint | undefined> {
+    const octets = this.#o.hostOnlyNetwork;
+    if (this.#o.hostNetworkInterface || !octets) return undefined;
+    const list = await this.#vbox(["list", "hostonlyifs"]);
+    for (const block of list.stdout.split(/\n\s*\n/)) {
+      const ip = block.match(/^IPAddress:\s+(\S+)/m)?.[1];
+      if (ip?.startsWith(`${octets}.`)) return { listen: ip, reach: ip };
+    }
+    return undefined;
   }
 
   async #property(vm: string, key: string): Promise<string | undefined> {

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { ImageRegistryInput } from "./_registry.ts";
 import type { Config, CplaneComponent } from "../config/types.ts";
 
 /** One file to put on a node. */
@@ -60,6 +61,8 @@ export interface RenderInput {
   /** The node to render for. */
   node: string;
   overrides?: RenderOverrides;
+  /** Pulls go through `dtk registry` (cluster create): the hosts.toml files point at it. */
+  imageRegistry?: ImageRegistryInput;
 }
 
 /** The provisioning steps that put files on a node, in the order a node needs them. */

@@ -18,7 +18,6 @@ import { NODE_PATHS } from "./_paths.ts";
 import {
   renderCniConflist,
   renderContainerdConfig,
-  renderContainerdMirror,
   renderContainerdUnit,
   renderCrictlConfig,
   renderModulesLoad,
@@ -42,6 +41,7 @@ import {
   renderSchedulerUnit,
 } from "./_kubernetes.ts";
 import { stepBinaries, stepPki } from "./_install.ts";
+import { renderRegistryHosts } from "./_registry.ts";
 import {
   CONTROLLER_STEPS,
   type NodeFile,
@@ -71,6 +71,7 @@ export {
   updateHosts,
 } from "./_edit.ts";
 export * from "./_runtime.ts";
+export { type ImageRegistryInput, renderRegistryHosts, upstreamServer } from "./_registry.ts";
 export * from "./_kubernetes.ts";
 export { stepBinaries, stepPki } from "./_install.ts";
 export { octal } from "./_text.ts";
@@ -185,8 +186,7 @@ export function renderStep(step: StepName, input: RenderInput): StepFiles {
           mode: FILE,
         },
       );
-      const mirror = renderContainerdMirror(config);
-      if (mirror) out.files.push(mirror);
+      out.files.push(...renderRegistryHosts(config, input.imageRegistry));
       out.dirs.push({ path: NODE_PATHS.containerdCertsDir, mode: 0o755 });
       out.units.push("containerd.service");
       break;

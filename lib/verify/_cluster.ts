@@ -35,6 +35,8 @@ import { binaryCopies, Nodes, pkiSourceFile as pkiFile } from "../cluster/mod.ts
 import type { Lockfile } from "../../store/mod.ts";
 import { shortDiff } from "./_diff.ts";
 import { reportedVersion, VERSIONED_BINARIES, versionMatches } from "./_versions.ts";
+import { compareImages, IMAGES_PROBE_SCRIPT, parseImagesProbe } from "./_images.ts";
+import { lockedImages } from "../registry/mod.ts";
 
 x509.cryptoProvider.set(crypto);
 
@@ -44,9 +46,10 @@ export type ItemStatus = "ok" | "drifted" | "missing" | "unchecked";
 /**
  * `binary`: installed from the store; `file`: rendered; `edited`: a system file dtk edits a block
  * of (`/etc/hosts`, `/etc/environment`); `cert`: a certificate; `secret`: a key, kubeconfig or
- * other secret (compared by hash only, never shown); `version`: what a binary's `--version` says.
+ * other secret (compared by hash only, never shown); `version`: what a binary's `--version` says;
+ * `image`: a running container's image digest against the lock's pin.
  */
-export type ItemKind = "binary" | "file" | "edited" | "cert" | "secret" | "version";
+export type ItemKind = "binary" | "file" | "edited" | "cert" | "secret" | "version" | "image";
 
 export interface VerifyItem {
   kind: ItemKind;
@@ -549,7 +552,44 @@ async function verifyNode(name: string, c: NodeContext): Promise<VerifyItem[]> {
       }),
     });
   }
+  items.push(...await imageItems(remote, c, { timeoutMs, signal }));
   return items;
+}
+
+/** Every running container's image against the lock's pins (only for a lock with images). */
+async function imageItems(
+  remote: Remote,
+  c: NodeContext,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<VerifyItem[]> {
+  const images = lockedImages(c.options.lock);
+  if (images.length === 0) return [];
+  const result = await remote.exec(IMAGES_PROBE_SCRIPT, {
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
+    what: "list of running containers",
+  });
+  const probe = parseImagesProbe(result.stdout);
+  if (probe.error !== undefined) {
+    return [{
+      kind: "image",
+      item: "containers",
+      status: "unchecked",
+      expected: "",
+      actual: "",
+      detail: probe.error,
+    }];
+  }
+  return compareImages(probe.containers, images).map((f) => ({
+    kind: "image" as const,
+    item: f.container.label === ""
+      ? `${f.container.id} (${f.container.image})`
+      : `${f.container.label} (${f.container.image})`,
+    status: f.ok ? "ok" as const : "drifted" as const,
+    expected: f.expected,
+    actual: f.container.digest,
+    ...(f.detail === undefined ? {} : { detail: f.detail }),
+  }));
 }
 
 function compareHash(

@@ -30,6 +30,7 @@ import { exists, writeFileAtomic, writeSecretAtomic } from "../../lib/fs/mod.ts"
 import type {
   CloneSpec,
   Driver,
+  HostEndpoint,
   NodeAddress,
   PreflightProblem,
   TemplateSpec,
@@ -697,6 +698,14 @@ export class NspawnDriver implements Driver {
       return meta && this.#livePid(meta) !== undefined ? meta : undefined;
     }, { timeoutMs: options.timeoutMs, signal: options.signal, intervalMs: 100 });
     return { ip: meta.ip, ssh: { host: meta.ip, port: 22 } };
+  }
+
+  /** The bridge's address: the host as every node of this state dir reaches it. */
+  async hostEndpoint(): Promise<HostEndpoint | undefined> {
+    const path = join(this.stateDir, "net.json");
+    if (!(await exists(path))) return undefined;
+    const claim: NetClaim = JSON.parse(await Deno.readTextFile(path));
+    return { listen: claim.hostIp, reach: claim.hostIp };
   }
 
   /** The node's recorded state, or undefined when it does not exist. */

@@ -289,3 +289,97 @@ Deno.test("verifyCluster on a folder node: clean, then missing, mode, version, u
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A folder node whose `ctr` is a script answering from the given containers. */
+async function fakeCtr(dir: string, containers: { id: string; image: string; digest: string }[]) {
+  const bin = join(dir, "bin");
+  await Deno.mkdir(bin, { recursive: true });
+  const images = containers.map((c) =>
+    `${c.image} application/vnd.oci.image.index.v1+json ${c.digest} 1.0 MiB linux/amd64 -`
+  );
+  const tasks = containers.map((c, i) => `${c.id} ${100 + i} RUNNING`);
+  const infos = containers.map((c) =>
+    `  ${c.id}) echo '${
+      JSON.stringify({
+        Image: c.image,
+        Labels: {
+          "io.kubernetes.pod.namespace": "default",
+          "io.kubernetes.pod.name": c.id,
+          "io.kubernetes.container.name": "main",
+        },
+      })
+    }' ;;`
+  );
+  await Deno.writeTextFile(
+    join(bin, "ctr"),
+    [
+      "#!/bin/sh",
+      'while [ "$1" = -n ] || [ "$1" = -a ]; do shift 2; done',
+      'case "$1 $2" in',
+      `  "images ls") echo 'REF TYPE DIGEST SIZE PLATFORMS LABELS'; printf '%s\\n' ${
+        images.map((l) => `'${l}'`).join(" ")
+      } ;;`,
+      `  "tasks ls") echo 'TASK PID STATUS'; printf '%s\\n' ${
+        tasks.map((l) => `'${l}'`).join(" ")
+      } 'stopped1 0 STOPPED' ;;`,
+      '  "containers info") case "$3" in',
+      ...infos,
+      "  esac ;;",
+      "esac",
+      "",
+    ].join("\n"),
+  );
+  await Deno.chmod(join(bin, "ctr"), 0o755);
+  return bin;
+}
+
+Deno.test("verifyCluster: every running container's image digest against the lock's pin", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-verify-images-" });
+  try {
+    const { config, lock, storeDir, root } = await fixture(dir);
+    const pinned = `sha256:${"a".repeat(64)}`;
+    (lock.artifacts as Record<string, unknown>)["registry.k8s.io-pause-3.10"] = {
+      kind: "image",
+      ref: "registry.k8s.io/pause:3.10",
+      hash: pinned,
+      manifest: `sha256:${"b".repeat(64)}`,
+      arch: "amd64",
+      urls: [],
+      size: null,
+      source: "registry",
+      version: "3.10",
+    };
+    const withCtr = async (containers: { id: string; image: string; digest: string }[]) => {
+      const bin = await fakeCtr(join(dir, crypto.randomUUID()), containers);
+      const base = new FolderRemote(root);
+      const remote: Remote = Object.assign(Object.create(base), {
+        exec: (command: string | readonly string[], options: ExecOptions = {}) =>
+          base.exec(`PATH=${bin}:$PATH; ${String(command)}`, options),
+      });
+      return await verifyCluster(config, { lock, runner, storeDir, remote: () => remote });
+    };
+    const clean = await withCtr([{
+      id: "pause1",
+      image: "registry.k8s.io/pause:3.10",
+      digest: pinned,
+    }]);
+    assert.deepEqual(notOk(clean), []);
+    const images = clean.nodes[0]!.items.filter((i) => i.kind === "image");
+    assert.deepEqual(images.map((i) => [i.item, i.status]), [
+      ["default/pause1/main (registry.k8s.io/pause:3.10)", "ok"],
+    ]);
+    const foreign = `sha256:${"c".repeat(64)}`;
+    const drifted = await withCtr([
+      { id: "pause1", image: "registry.k8s.io/pause:3.10", digest: pinned },
+      { id: "intruder", image: "dtk.test/other:1", digest: foreign },
+    ]);
+    assert.equal(drifted.outcome, "drifted");
+    const bad = notOk(drifted);
+    assert.equal(bad.length, 1);
+    assert.equal(bad[0]!.kind, "image");
+    assert.equal(bad[0]!.actual, foreign);
+    assert.match(bad[0]!.detail!, /dtk\.test\/other:1 .* is not in the lock/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

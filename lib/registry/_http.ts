@@ -1,0 +1,239 @@
+/**
+ * The read-only OCI distribution API over a `RegistryIndex`: `/v2/`, manifests and blobs, GET and
+ * HEAD only. Bytes stream from the store's files; nothing is held in memory.
+ *
+ * @module
+ */
+import {
+  type ClosureBlob,
+  digestHex,
+  findBlob,
+  findManifest,
+  type RegistryIndex,
+} from "./_index.ts";
+import { isRepositoryName } from "./_reference.ts";
+
+/** OCI distribution error codes this server answers with. */
+export type OciErrorCode =
+  | "NAME_UNKNOWN"
+  | "NAME_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "BLOB_UNKNOWN"
+  | "DIGEST_INVALID"
+  | "UNSUPPORTED"
+  | "RANGE_INVALID";
+
+const API_HEADERS = { "Docker-Distribution-API-Version": "registry/2.0" };
+
+/** An OCI error body: `{"errors":[{"code","message","detail"}]}`. */
+export function ociError(
+  status: number,
+  code: OciErrorCode,
+  message: string,
+  options: { detail?: unknown; headers?: Record<string, string>; head?: boolean } = {},
+): Response {
+  const body = JSON.stringify({ errors: [{ code, message, detail: options.detail ?? {} }] });
+  return new Response(options.head ? null : body, {
+    status,
+    headers: {
+      ...API_HEADERS,
+      "Content-Type": "application/json",
+      ...(options.head ? {} : { "Content-Length": String(new TextEncoder().encode(body).length) }),
+      ...options.headers,
+    },
+  });
+}
+
+/** A parsed `Range` header: one byte range, clamped to `size`; "invalid" when unsatisfiable. */
+export function parseRange(
+  header: string | null,
+  size: number,
+): { start: number; end: number } | "invalid" | undefined {
+  if (header === null) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // Several ranges or another unit: serve the whole blob, as RFC 9110 allows.
+  if (!m) return undefined;
+  const [, from = "", to = ""] = m;
+  if (from === "" && to === "") return "invalid";
+  if (from === "") {
+    const suffix = Number(to);
+    if (suffix === 0 || size === 0) return "invalid";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(from);
+  const end = to === "" ? size - 1 : Math.min(Number(to), size - 1);
+  if (start >= size || end < start) return "invalid";
+  return { start, end };
+}
+
+/** A stream of `length` bytes of `path` from `start`, read in 1 MiB chunks. */
+export function fileStream(
+  path: string,
+  start: number,
+  options: { length: number; open?: Set<() => void> },
+): ReadableStream<Uint8Array> {
+  let file: Deno.FsFile | undefined;
+  let left = options.length;
+  let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  // A forced shutdown ends every stream still open, so that no connection outlives it.
+  const abort = () => {
+    close();
+    try {
+      controller?.error(new Error("dtk registry is shutting down"));
+    } catch { /* already closed */ }
+  };
+  const close = () => {
+    file?.close();
+    file = undefined;
+    options.open?.delete(abort);
+  };
+  return new ReadableStream<Uint8Array>({
+    async start(c) {
+      controller = c;
+      file = await Deno.open(path, { read: true });
+      options.open?.add(abort);
+      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    },
+    async pull(c) {
+      if (left <= 0 || file === undefined) {
+        close();
+        c.close();
+        return;
+      }
+      const buffer = new Uint8Array(Math.min(left, 1 << 20));
+      const n = await file.read(buffer);
+      if (n === null) {
+        close();
+        c.error(new Error(`${path} ended ${left} bytes early`));
+        return;
+      }
+      left -= n;
+      c.enqueue(n === buffer.length ? buffer : buffer.subarray(0, n));
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 2 });
+}
+
+export interface HandlerOptions {
+  /** The store file of an object (by hex). */
+  objectPath: (hex: string) => string;
+  /** Streams still open register their abort here (for a bounded shutdown). */
+  open?: Set<() => void>;
+}
+
+const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
+
+/** Answers one request. */
+export async function handleRegistryRequest(
+  request: Request,
+  index: RegistryIndex,
+  options: HandlerOptions,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const head = request.method === "HEAD";
+  if (request.method !== "GET" && !head) {
+    return ociError(
+      405,
+      "UNSUPPORTED",
+      `${request.method} is not supported: dtk's registry is read-only`,
+      {
+        headers: { Allow: "GET, HEAD" },
+      },
+    );
+  }
+  if (url.pathname === "/v2/" || url.pathname === "/v2") {
+    return new Response(head ? null : "{}", {
+      headers: { ...API_HEADERS, "Content-Type": "application/json", "Content-Length": "2" },
+    });
+  }
+  const m = ROUTE.exec(url.pathname);
+  if (!m) return ociError(404, "UNSUPPORTED", `No route for ${url.pathname}`, { head });
+  const [, name = "", kind = "", reference = ""] = m;
+  if (!isRepositoryName(name)) {
+    return ociError(400, "NAME_INVALID", `Invalid repository name ${JSON.stringify(name)}`, {
+      head,
+    });
+  }
+  const images = index.repository(name, url.searchParams.get("ns") ?? undefined);
+  if (!Array.isArray(images)) {
+    return ociError(404, "NAME_UNKNOWN", images.message, {
+      head,
+      detail: { name, problem: images.problem },
+    });
+  }
+  if (kind === "manifests") {
+    const blob = findManifest(images, reference);
+    if (blob === undefined) {
+      return ociError(
+        404,
+        "MANIFEST_UNKNOWN",
+        `Manifest ${reference} of ${name} is not in the lock`,
+        {
+          head,
+          detail: { name, reference },
+        },
+      );
+    }
+    return await serveBlob(request, blob, { ...options, head, ranges: false });
+  }
+  if (digestHex(reference) === undefined) {
+    return ociError(400, "DIGEST_INVALID", `Invalid digest ${JSON.stringify(reference)}`, {
+      head,
+    });
+  }
+  const blob = findBlob(images, reference);
+  if (blob === undefined) {
+    return ociError(404, "BLOB_UNKNOWN", `Blob ${reference} of ${name} is not in the lock`, {
+      head,
+      detail: { name, digest: reference },
+    });
+  }
+  return await serveBlob(request, blob, { ...options, head, ranges: true });
+}
+
+async function serveBlob(
+  request: Request,
+  blob: ClosureBlob,
+  options: HandlerOptions & { head: boolean; ranges: boolean },
+): Promise<Response> {
+  const hex = digestHex(blob.digest)!;
+  const path = options.objectPath(hex);
+  let size: number;
+  try {
+    size = (await Deno.stat(path)).size;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    return ociError(404, "BLOB_UNKNOWN", `Blob ${blob.digest} is not in the store`, {
+      head: options.head,
+      detail: { digest: blob.digest },
+    });
+  }
+  const headers: Record<string, string> = {
+    ...API_HEADERS,
+    "Content-Type": blob.mediaType,
+    "Docker-Content-Digest": blob.digest,
+    "ETag": `"${blob.digest}"`,
+  };
+  if (options.ranges) headers["Accept-Ranges"] = "bytes";
+  const range = options.ranges ? parseRange(request.headers.get("range"), size) : undefined;
+  if (range === "invalid") {
+    return ociError(
+      416,
+      "RANGE_INVALID",
+      `Range ${request.headers.get("range")} is outside 0-${size}`,
+      {
+        head: options.head,
+        headers: { "Content-Range": `bytes */${size}` },
+      },
+    );
+  }
+  const start = range?.start ?? 0;
+  const length = range === undefined ? size : range.end - range.start + 1;
+  headers["Content-Length"] = String(length);
+  if (range !== undefined) headers["Content-Range"] = `bytes ${range.start}-${range.end}/${size}`;
+  const status = range === undefined ? 200 : 206;
+  if (options.head) return new Response(null, { status, headers });
+  return new Response(fileStream(path, start, { length, open: options.open }), { status, headers });
+}
