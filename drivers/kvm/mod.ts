@@ -14,7 +14,7 @@
  */
 import { basename, join } from "node:path";
 import { CommandError, DtkError, q } from "../../lib/errors/mod.ts";
-import type { Runner, RunOptions, RunResult } from "../../lib/exec/mod.ts";
+import { formatCommand, type Runner, type RunOptions, type RunResult } from "../../lib/exec/mod.ts";
 import { writeFileAtomic } from "../../lib/fs/mod.ts";
 import { writeIso } from "../../lib/iso/mod.ts";
 import type { Linux } from "../../lib/config/types.ts";
@@ -159,13 +159,16 @@ export class KvmDriver implements Driver {
       if (!net.success) {
         problems.push({
           message: `The libvirt network ${q(n)} does not exist`,
-          fix: `Define it (virsh --connect ${this.#o.uri} net-define …), or set kvm.network: user`,
+          fix: `Define it (${
+            formatCommand(["virsh", "--connect", this.#o.uri, "net-define", `${n}.xml`])
+          }), or set kvm.network: user`,
         });
       } else if (!/^Active:\s+yes$/m.test(net.stdout)) {
         problems.push({
           message: `The libvirt network ${q(n)} is not active`,
-          fix: `Run: virsh --connect ${this.#o.uri} net-start ${n} && ` +
-            `virsh --connect ${this.#o.uri} net-autostart ${n}`,
+          fix: `Run: ${formatCommand(["virsh", "--connect", this.#o.uri, "net-start", n])} && ${
+            formatCommand(["virsh", "--connect", this.#o.uri, "net-autostart", n])
+          }`,
         });
       }
     }
@@ -174,7 +177,10 @@ export class KvmDriver implements Driver {
         if (disk.device === "disk" && !(await this.#host.readable(disk.source))) {
           problems.push({
             message: `The template's disk ${q(disk.source)} is not readable`,
-            fix: `Give your user read access (e.g. sudo chmod o+r ${disk.source}) or run dtk ` +
+            fix:
+              `Give your user read access (e.g. ${
+                formatCommand(["sudo", "chmod", "o+r", disk.source])
+              }) or run dtk ` +
               "as a user that libvirt's storage belongs to",
           });
         }
@@ -266,7 +272,9 @@ export class KvmDriver implements Driver {
       async () => (await this.status(spec.name)) === "stopped" ? true : undefined,
       `the Kickstart install of template VM ${q(spec.name)} to finish (VM powered off)`,
       wait,
-      `Watch the installer: virsh --connect ${this.#o.uri} console ${spec.name}`,
+      `Watch the installer: ${
+        formatCommand(["virsh", "--connect", this.#o.uri, "console", spec.name])
+      }`,
     );
   }
 
@@ -286,15 +294,15 @@ export class KvmDriver implements Driver {
       "--virt-type",
       this.#domainType(),
       "--disk",
-      `path=${paths.disk},size=30,format=qcow2`,
+      `path=${optionValue(paths.disk)},size=30,format=qcow2`,
       "--location",
-      paths.iso,
+      optionValue(paths.iso),
       "--graphics",
       "none",
       "--os-variant",
       this.#o.osVariant || DISTROS[this.#o.linux].osVariant,
       "--network",
-      this.#o.network === "nat" ? `network=${this.#o.libvirtNetwork}` : "user",
+      this.#o.network === "nat" ? `network=${optionValue(this.#o.libvirtNetwork)}` : "user",
       "--initrd-inject",
       paths.ks,
       "--extra-args",
@@ -488,7 +496,13 @@ export class KvmDriver implements Driver {
       `IP address of VM ${q(name)}`,
       wait,
       `Check that the guest got a DHCP lease on network ${q(this.#o.libvirtNetwork)}: ` +
-        `virsh --connect ${this.#o.uri} net-dhcp-leases ${this.#o.libvirtNetwork}`,
+        formatCommand([
+          "virsh",
+          "--connect",
+          this.#o.uri,
+          "net-dhcp-leases",
+          this.#o.libvirtNetwork,
+        ]),
     );
     return { ip, ssh: { host: ip, port: 22 } };
   }
@@ -539,4 +553,13 @@ export function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
+}
+
+/**
+ * A value inside a virt-install `--opt key=value,…` argument. virt-install splits the argument
+ * with Python's POSIX `shlex` on commas (virtinst/cli.py `parse_optstr_tuples`), so a comma,
+ * quote or backslash is escaped with a backslash; a doubled comma would split there instead.
+ */
+export function optionValue(value: string): string {
+  return value.replace(/[\\,'"]/g, "\\$&");
 }

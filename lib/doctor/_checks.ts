@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { q } from "../errors/mod.ts";
+import { formatCommand, shellQuote } from "../exec/mod.ts";
 import { formatBytes } from "../ui/mod.ts";
 import { storeDir } from "../paths/mod.ts";
 import {
@@ -97,8 +98,10 @@ const VM_FLOOR_BYTES = 4 * GIB;
 
 /** `sudo apt install <debian>`, and the Fedora command when the package name differs. */
 function install(debian: string, fedora?: string): string {
-  const apt = `sudo apt install ${debian}`;
-  return fedora && fedora !== debian ? `${apt}\n(Fedora: sudo dnf install ${fedora})` : apt;
+  const apt = formatCommand(["sudo", "apt", "install", debian]);
+  return fedora && fedora !== debian
+    ? `${apt}\n(Fedora: ${formatCommand(["sudo", "dnf", "install", fedora])})`
+    : apt;
 }
 
 const FIX = {
@@ -337,13 +340,15 @@ export async function kvmDeviceCheck(host: Host, config: Config): Promise<Check>
   }
   const groupName = info.gid === null ? undefined : await host.groupName(info.gid);
   const group = groupName ?? "kvm";
-  const user = identity?.user ?? "$USER";
+  const user = identity === undefined ? '"$USER"' : shellQuote(identity.user);
   const entry = await host.group(group);
   const pendingLogin = entry !== undefined && identity !== undefined &&
     entry.members.includes(identity.user) && !identity.groups.some((g) => g.gid === entry.gid);
   const fix = pendingLogin
-    ? `Log out and back in (or run: newgrp ${group})`
-    : `sudo usermod -aG ${group} ${user}\nthen log out and back in (or run: newgrp ${group})`;
+    ? `Log out and back in (or run: ${formatCommand(["newgrp", group])})`
+    : `sudo usermod -aG ${shellQuote(group)} ${user}\nthen log out and back in (or run: ${
+      formatCommand(["newgrp", group])
+    })`;
   const found = pendingLogin ? `no (in group ${q(group)} after a re-login)` : "no";
   if (!session) {
     return {
@@ -424,7 +429,7 @@ export async function libvirtGroupCheck(host: Host, config: Config): Promise<Che
       status: "warn",
       found: "unknown user",
       detail: "id did not answer",
-      fix: "sudo usermod -aG libvirt $USER\nthen log out and back in",
+      fix: 'sudo usermod -aG libvirt "$USER"\nthen log out and back in',
     };
   }
   const inProcess = identity.groups.some((g) => g.gid === entry.gid) || identity.gid === entry.gid;
@@ -443,9 +448,10 @@ export async function libvirtGroupCheck(host: Host, config: Config): Promise<Che
     ...base,
     status: "warn",
     found: "not a member",
-    detail: `Without it, virsh asks for a password or is refused on ${config.kvm.uri}`,
-    fix:
-      `sudo usermod -aG libvirt ${identity.user}\nthen log out and back in (or run: newgrp libvirt)`,
+    detail: `Without it, virsh asks for a password or is refused on ${q(config.kvm.uri)}`,
+    fix: `${
+      formatCommand(["sudo", "usermod", "-aG", "libvirt", identity.user])
+    }\nthen log out and back in (or run: newgrp libvirt)`,
   };
 }
 
@@ -458,7 +464,8 @@ export async function libvirtNetworkCheck(host: Host, config: Config): Promise<C
     required: "active",
     blocking: true,
   };
-  const start = `virsh -c ${uri} net-start ${name} && virsh -c ${uri} net-autostart ${name}`;
+  const virsh = (...args: string[]) => formatCommand(["virsh", "-c", uri, ...args]);
+  const start = `${virsh("net-start", name)} && ${virsh("net-autostart", name)}`;
   const probe = await host.run("virsh", ["-c", uri, "net-info", name]);
   if (!probe.ok) {
     if (probe.reason === "not found") {
@@ -484,14 +491,14 @@ export async function libvirtNetworkCheck(host: Host, config: Config): Promise<C
         found: "cannot connect to libvirt",
         detail: lastLine(err),
         fix: /Permission denied|authentication/i.test(err)
-          ? "sudo usermod -aG libvirt $USER\nthen log out and back in (or run: newgrp libvirt)"
+          ? 'sudo usermod -aG libvirt "$USER"\nthen log out and back in (or run: newgrp libvirt)'
           : FIX.libvirtd,
       };
     }
     if (/Network not found|no network with matching name/i.test(err)) {
       const define = name === "default"
-        ? `virsh -c ${uri} net-define /usr/share/libvirt/networks/default.xml && ${start}`
-        : `virsh -c ${uri} net-define <${name}.xml> && ${start}`;
+        ? `${virsh("net-define", "/usr/share/libvirt/networks/default.xml")} && ${start}`
+        : `${virsh("net-define", `${name}.xml`)} && ${start}`;
       return { ...base, status: "fail", found: "not defined", detail: lastLine(err), fix: define };
     }
     return {
@@ -512,7 +519,7 @@ export async function libvirtNetworkCheck(host: Host, config: Config): Promise<C
         found: "active, autostart off",
         blocking: true,
         detail: "It will be inactive after the next reboot",
-        fix: `virsh -c ${uri} net-autostart ${name}`,
+        fix: virsh("net-autostart", name),
       };
     }
     return { ...base, status: "ok", found: bridge ? `active (${bridge})` : "active" };
@@ -607,7 +614,9 @@ export async function kvmVsVirtualboxCheck(host: Host): Promise<Check> {
 function enableVirtAtLoadFix(module: string): string {
   return [
     'echo "options kvm enable_virt_at_load=0" | sudo tee /etc/modprobe.d/kvm.conf',
-    `sudo modprobe -r ${module} kvm && sudo modprobe ${module}`,
+    `${formatCommand(["sudo", "modprobe", "-r", module, "kvm"])} && ${
+      formatCommand(["sudo", "modprobe", module])
+    }`,
     "(or add kvm.enable_virt_at_load=0 to the kernel command line and reboot)",
   ].join("\n");
 }
@@ -631,8 +640,14 @@ export async function kubectlCheck(host: Host, config: Config): Promise<Check> {
     ? config.versions.kubernetes
     : `v${config.versions.kubernetes}`;
   const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
-  const fix =
-    `curl -fLo kubectl https://dl.k8s.io/release/${k8s}/bin/linux/${arch}/kubectl && sudo install -m 0755 kubectl /usr/local/bin/kubectl`;
+  const fix = `${
+    formatCommand([
+      "curl",
+      "-fLo",
+      "kubectl",
+      `https://dl.k8s.io/release/${k8s}/bin/linux/${arch}/kubectl`,
+    ])
+  } && sudo install -m 0755 kubectl /usr/local/bin/kubectl`;
   const target = minorOf(k8s);
   const required = target ? `${target[0]}.${target[1] - 1} to ${target[0]}.${target[1] + 1}` : k8s;
   const base = { id: "kubectl", title: "kubectl", required, blocking: false };

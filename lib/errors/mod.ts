@@ -166,20 +166,52 @@ export class CommandError extends DtkError {
   }
 }
 
-/** Renders a number of milliseconds as `1.5s`, `2m 3s` or `1h 2m`. */
+/**
+ * Renders a number of milliseconds as `250ms`, `1.5s`, `2m 3s` or `1h 2m`. The value is rounded
+ * to what is shown first, so 59.96 s is `1m 0s`, never `60.0s`, and 119.6 s never `1m 60s`.
+ */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${Math.round(s - m * 60)}s`;
-  const h = Math.floor(m / 60);
-  return `${h}h ${m - h * 60}m`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)}ms`;
+  const tenths = Math.round(ms / 100);
+  if (tenths < 600) return `${tenths % 10 === 0 ? tenths / 10 : (tenths / 10).toFixed(1)}s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  const minutes = Math.round(ms / 60_000);
+  return `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
-/** Quotes a value the way Deno's messages do: `"value"`. */
+/**
+ * Characters that must never reach a terminal or a log as themselves: C0 and C1 controls, DEL,
+ * line and paragraph separators, and the bidi overrides, embeddings and isolates that make text
+ * read differently from what it is ("Trojan Source").
+ */
+const UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function escapeChar(c: string): string {
+  switch (c) {
+    case "\n":
+      return "\\n";
+    case "\r":
+      return "\\r";
+    case "\t":
+      return "\\t";
+  }
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * User-supplied text made safe to print or log: control and bidi characters escaped
+ * (`\n`, `\u202e`), everything else as it is. `q()` is this plus quotes.
+ */
+export function escapeText(text: string): string {
+  return text.replace(UNSAFE, escapeChar);
+}
+
+/** Quotes a value the way Deno's messages do: `"value"`, control and bidi characters escaped. */
 export function q(value: unknown): string {
-  return JSON.stringify(String(value));
+  return escapeText(JSON.stringify(String(value)));
 }
 
 /** The last `lines` non-empty lines of a text, for error messages. */

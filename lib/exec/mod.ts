@@ -37,10 +37,18 @@ export interface Runner {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
 }
 
-/** Renders an argument vector as a shell-like line, for messages. */
+/**
+ * Quotes one word for a POSIX shell: as it is when it holds only characters no shell treats
+ * specially, else in single quotes. The one quoting helper for every command dtk prints for the
+ * user to paste and for every script it builds.
+ */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Renders an argument vector as a line a POSIX shell runs as that vector, for messages. */
 export function formatCommand(argv: readonly string[]): string {
-  return argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
+  return argv.map(shellQuote).join(" ");
 }
 
 const decoder = new TextDecoder();

@@ -6,7 +6,13 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { CommandError, DtkError, formatDuration, q, tail, TimeoutError } from "../errors/mod.ts";
-import { commandFailed, LocalRunner, type Runner, type RunResult } from "../exec/mod.ts";
+import {
+  commandFailed,
+  LocalRunner,
+  type Runner,
+  type RunResult,
+  shellQuote,
+} from "../exec/mod.ts";
 import type { NodeFile } from "../render/mod.ts";
 import { fingerprint, HostKeyChangedError, hostPattern, KnownHosts } from "./_known_hosts.ts";
 import { tarArchive } from "./_tar.ts";
@@ -96,11 +102,6 @@ export class HostKeyUnknownError extends DtkError {
     );
     this.node = node;
   }
-}
-
-/** Quotes a word for a POSIX shell. */
-export function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 export interface SshRemoteOptions {

@@ -25,7 +25,6 @@ export {
   type Remote,
   type RemoteOptions,
   scanHostKey,
-  shellQuote,
   SshAuthError,
   SshRemote,
   type SshRemoteOptions,
@@ -35,3 +34,5 @@ export {
   type WaitForSshOptions,
 } from "./_ssh.ts";
 export { tarArchive, type TarEntry } from "./_tar.ts";
+/** The one shell-quoting helper lives in lib/exec; re-exported for the callers of this port. */
+export { shellQuote } from "../exec/mod.ts";

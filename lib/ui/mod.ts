@@ -118,14 +118,19 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
 
-/** Renders a byte count as `1.5 MiB`. */
+/**
+ * Renders a byte count (or a rate's bytes per second) as `147 B` or `1.5 MiB`. The value is
+ * rounded to what is shown before the unit is picked, so 1023.7 is `1.0 KiB`, never `1024 B`.
+ */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  if (!Number.isFinite(bytes)) return "? B";
+  if (Math.round(bytes) < 1024) return `${Math.round(bytes)} B`;
+  let value = bytes / 1024;
+  let unit = 1;
+  while (unit < units.length - 1 && Number(value.toFixed(1)) >= 1024) {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+  return `${value.toFixed(1)} ${units[unit]}`;
 }

@@ -683,3 +683,44 @@ Deno.test("doctor: tools are looked up on the given PATH only, with names quoted
     assert.equal(r.get("libvirt-group").found, "unknown user");
   });
 });
+
+Deno.test("doctor: every value in a printed fix is shell-quoted, so pasting it runs no injected code", async () => {
+  await withHost(kvm, async (host) => {
+    // Values the config check refuses; the doctor must still never print them raw.
+    const uri = "qemu:///system?x=$(touch pwned)";
+    const network = "n;touch pwned 'x'";
+    await host.tool("virsh", virshScript({ network: "default", uri: "qemu:///system" }));
+    const r = await doctor(
+      host,
+      host.config((c) => {
+        c.kvm.uri = uri;
+        c.kvm.libvirtNetwork = network;
+      }),
+    );
+    const fix = r.get("libvirt-network").fix ?? "";
+    assert.ok(fix.includes("virsh -c"), fix);
+    // Run the printed line with a recording `virsh` first on PATH: each value arrives whole.
+    const dir = await Deno.makeTempDir({ prefix: "dtk-doctor-paste-" });
+    try {
+      const log = join(dir, "args");
+      await Deno.writeTextFile(
+        join(dir, "virsh"),
+        `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a" >> ${shq(log)}; done\n`,
+      );
+      await Deno.chmod(join(dir, "virsh"), 0o755);
+      const line = fix.split("\n")[0]!;
+      const run = await new Deno.Command("sh", {
+        args: ["-c", line],
+        cwd: dir,
+        env: { PATH: `${dir}:/usr/bin:/bin` },
+      }).output();
+      assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+      const args = (await Deno.readTextFile(log)).split("\n");
+      assert.ok(args.includes(uri), args.join("|"));
+      assert.ok(args.includes(network), args.join("|"));
+      await assert.rejects(Deno.stat(join(dir, "pwned")));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});

@@ -1,0 +1,22 @@
+import assert from "node:assert/strict";
+import { formatBytes } from "./mod.ts";
+import { formatDuration } from "../errors/mod.ts";
+
+Deno.test("formatBytes: rates below 1 KiB/s are whole bytes, not raw floats", () => {
+  assert.equal(formatBytes(146.87609239093715), "147 B");
+  assert.equal(formatBytes(0.4), "0 B");
+  assert.equal(formatBytes(1023.7), "1.0 KiB");
+  assert.equal(formatBytes(1536), "1.5 KiB");
+  assert.equal(formatBytes(1024 * 1024 - 1), "1.0 MiB");
+  assert.equal(formatBytes(5 * 1024 ** 4), "5.0 TiB");
+});
+
+Deno.test("formatDuration: rounding never shows 60s or 60m", () => {
+  assert.equal(formatDuration(999.6), "1s");
+  assert.equal(formatDuration(59_960), "1m 0s");
+  assert.equal(formatDuration(119_600), "2m 0s");
+  assert.equal(formatDuration(3_599_700), "1h 0m");
+  assert.equal(formatDuration(1500), "1.5s");
+  assert.equal(formatDuration(2 * 60_000 + 3000), "2m 3s");
+  assert.equal(formatDuration(250), "250ms");
+});
