@@ -28,6 +28,8 @@ export interface ObjectMeta {
   fetchedAt: string;
   /** The source the bytes finally came from. */
   from?: string;
+  /** Image blobs: the media type their descriptor or registry gave (manifests must keep it). */
+  mediaType?: string;
 }
 
 /** A root: a lock file whose artifacts `gc` must keep. */
@@ -95,7 +97,13 @@ export class ObjectStore {
   async recordMeta(
     hex: string,
     size: number,
-    info: { name?: string; version?: string; urls?: readonly string[]; from?: string },
+    info: {
+      name?: string;
+      version?: string;
+      urls?: readonly string[];
+      from?: string;
+      mediaType?: string;
+    },
   ): Promise<ObjectMeta> {
     const old = await this.readMeta(hex);
     const union = (
@@ -112,6 +120,8 @@ export class ObjectStore {
     };
     const from = info.from ?? old?.from;
     if (from !== undefined) meta.from = from;
+    const mediaType = info.mediaType ?? old?.mediaType;
+    if (mediaType !== undefined) meta.mediaType = mediaType;
     await writeFileAtomic(this.metaPath(hex), JSON.stringify(meta, null, 2) + "\n");
     return meta;
   }

@@ -10,13 +10,17 @@ import type { ArtifactArch, ArtifactKind } from "../lib/catalog/mod.ts";
 import { ARTIFACT_KINDS } from "../lib/catalog/mod.ts";
 import { DtkError, ExitCode, q } from "../lib/errors/mod.ts";
 import { writeFileAtomic } from "../lib/fs/mod.ts";
+import { parseImageReference } from "../lib/registry/_reference.ts";
 import { formatHash, parseHash } from "./_hash.ts";
 
 export const LOCK_VERSION = 1;
 
-/** Where an artifact's hash came from. */
-export type HashSource = "pinned" | "publisher" | "computed";
-const HASH_SOURCES: readonly HashSource[] = ["pinned", "publisher", "computed"];
+/**
+ * Where an artifact's hash came from; `registry`: the digest a container registry resolved the
+ * image's tag to.
+ */
+export type HashSource = "pinned" | "publisher" | "computed" | "registry";
+const HASH_SOURCES: readonly HashSource[] = ["pinned", "publisher", "computed", "registry"];
 
 /** One resolved artifact. */
 export interface LockArtifact {
@@ -34,6 +38,32 @@ export interface LockArtifact {
   file?: string;
   /** The publisher file the hash was read from (`source: publisher`). */
   checksumUrl?: string;
+  /** `kind: image`: the reference as the cluster uses it (`quay.io/cilium/cilium:v1.18.5`). */
+  ref?: string;
+  /**
+   * `kind: image`: `sha256:<hex>` of the manifest for `arch` (`hash` names the index, or the
+   * lone manifest, the ref resolves to). Absent in a hand-written entry: `dtk fetch` picks it.
+   */
+  manifest?: string;
+}
+
+/** A `kind: image` artifact: `ref` is always set. */
+export type ImageArtifact = LockArtifact & { kind: "image"; ref: string };
+
+/** True for a `kind: image` artifact. */
+export function isImageArtifact(artifact: LockArtifact): artifact is ImageArtifact {
+  return artifact.kind === "image" && typeof artifact.ref === "string";
+}
+
+/**
+ * The lock name of an image: `<host>+<repository, / as +>@<tag>` (`registry.k8s.io+pause@3.10`);
+ * a port's `:` becomes `_` (`[::1]` becomes `ip6-__1`), and a ref pinned only by digest is named by its first 12 hex digits.
+ */
+export function imageArtifactName(ref: string): string {
+  const r = parseImageReference(ref);
+  const tag = r.tag ?? `sha256-${(r.digest ?? "").slice(7, 19)}`;
+  const host = r.registry.replace(/^\[(.*)\]/, "ip6-$1").replaceAll(":", "_");
+  return `${host}+${r.repository.replaceAll("/", "+")}@${tag}`;
 }
 
 /** What the config asked for: the inputs `dtk lock --update` re-resolves from. */
@@ -114,7 +144,7 @@ function lockError(path: string, message: string): DtkError {
 
 /**
  * Validates a parsed lock. Hand-written locks need only `urls` (or a mirror) and `hash` per
- * artifact; the other fields get defaults. Hashes in any accepted spelling become `sha256:<hex>`.
+ * artifact, images only `ref` and `hash`; the other fields get defaults. Hashes in any accepted spelling become `sha256:<hex>`.
  */
 export function parseLock(data: unknown, path = "dtk.lock"): Lockfile {
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
@@ -128,19 +158,60 @@ export function parseLock(data: unknown, path = "dtk.lock"): Lockfile {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw lockError(path, `"artifacts" must be an object of name → artifact`);
   }
+  // A hand-written image entry without `arch` is for the arch the lock was made for.
+  const requestedArch = (obj.requested as { arch?: unknown } | undefined)?.arch;
+  const defaultArch: ArtifactArch = requestedArch === "arm64" ? "arm64" : "amd64";
   const artifacts: Record<string, LockArtifact> = {};
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
     if (!isSafeName(name)) {
       throw lockError(path, `artifact name ${q(name)} is not a plain file name`);
     }
-    artifacts[name] = parseArtifact(path, name, value);
+    artifacts[name] = parseArtifact(path, name, value, defaultArch);
   }
   const lock: Lockfile = { version: LOCK_VERSION, artifacts };
   if (obj.requested !== undefined) lock.requested = obj.requested as LockRequest;
   return lock;
 }
 
-function parseArtifact(path: string, name: string, value: unknown): LockArtifact {
+function parseImageFields(
+  at: string,
+  a: Record<string, unknown>,
+  artifact: LockArtifact,
+  fail: (message: string) => DtkError,
+): void {
+  if (typeof a.ref !== "string") {
+    throw fail(`${at} is an image and needs "ref": "[registry/]repository[:tag]"`);
+  }
+  let ref;
+  try {
+    ref = parseImageReference(a.ref);
+  } catch {
+    throw fail(`${at}: "ref" ${q(a.ref)} is not a valid image reference`);
+  }
+  if (ref.digest !== undefined && parseHash(ref.digest) !== parseHash(artifact.hash)) {
+    throw fail(`${at}: "ref" pins ${ref.digest} but "hash" is ${artifact.hash}`);
+  }
+  artifact.ref = a.ref;
+  if (a.manifest !== undefined) {
+    const manifest = typeof a.manifest === "string" ? parseHash(a.manifest) : undefined;
+    if (manifest === undefined) {
+      throw fail(`${at}: "manifest" must be "sha256:<64 hex digits>" (got ${q(a.manifest)})`);
+    }
+    artifact.manifest = formatHash(manifest);
+  }
+  if (artifact.urls.length > 0) {
+    throw fail(`${at}: an image is fetched from its registry; "urls" must be empty`);
+  }
+  if (artifact.arch === "noarch") throw fail(`${at}: an image needs "arch" amd64 or arm64`);
+  if (artifact.version === "") artifact.version = ref.tag ?? ref.digest ?? "";
+}
+
+function parseArtifact(
+  path: string,
+  name: string,
+  value: unknown,
+  defaultArch: ArtifactArch,
+): LockArtifact {
   const at = `artifact ${q(name)}`;
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw lockError(path, `${at} must be an object`);
@@ -163,15 +234,16 @@ function parseArtifact(path: string, name: string, value: unknown): LockArtifact
   if (size !== null && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) {
     throw lockError(path, `${at}: "size" must be a byte count or null`);
   }
-  const kind = a.kind ?? "binary";
+  // A hand-written image entry needs only `ref` and `hash`.
+  const kind = a.kind ?? (a.ref !== undefined ? "image" : "binary");
   if (!ARTIFACT_KINDS.includes(kind as ArtifactKind)) {
     throw lockError(path, `${at}: unknown kind ${q(kind)} (one of ${ARTIFACT_KINDS.join(", ")})`);
   }
-  const source = a.source ?? "pinned";
+  const source = a.source ?? (kind === "image" ? "registry" : "pinned");
   if (!HASH_SOURCES.includes(source as HashSource)) {
     throw lockError(path, `${at}: unknown source ${q(source)} (one of ${HASH_SOURCES.join(", ")})`);
   }
-  const arch = a.arch ?? "noarch";
+  const arch = a.arch ?? (kind === "image" ? defaultArch : "noarch");
   if (!["amd64", "arm64", "noarch"].includes(arch as string)) {
     throw lockError(path, `${at}: unknown arch ${q(arch)}`);
   }
@@ -189,6 +261,10 @@ function parseArtifact(path: string, name: string, value: unknown): LockArtifact
   };
   if (typeof a.file === "string") artifact.file = a.file;
   if (typeof a.checksumUrl === "string") artifact.checksumUrl = a.checksumUrl;
+  if (kind === "image") parseImageFields(at, a, artifact, (m) => lockError(path, m));
+  else if (a.ref !== undefined || a.manifest !== undefined) {
+    throw lockError(path, `${at}: "ref" and "manifest" belong to kind "image" only`);
+  }
   return artifact;
 }
 

@@ -41,6 +41,17 @@ export type { ResolveOptions, ResolveResult } from "./_resolve.ts";
 export { addFile, exportLock, gcStore, importDir, liveHashes, verifyObjects } from "./_maintain.ts";
 export type { GcReport, VerifyEntry } from "./_maintain.ts";
 export { parseOciUrl, resolveOciChart } from "./_oci.ts";
+export {
+  DOCKER_LIST,
+  DOCKER_MANIFEST,
+  imageClosure,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  parseImageJson,
+  pickPlatform,
+  walkImage,
+} from "./_image.ts";
+export type { Descriptor, ImageEntry, ParsedImage } from "./_image.ts";
 export * from "./lockfile.ts";
 
 /** Opens (without creating) the store in `dir`. */

@@ -11,7 +11,14 @@ import type { Arch, Config, Linux } from "../config/types.ts";
 import { ConfigError, q } from "../errors/mod.ts";
 
 /** What an artifact is; decides how it is installed, not how it is fetched. */
-export type ArtifactKind = "binary" | "tarball" | "iso" | "disk-image" | "chart" | "manifest";
+export type ArtifactKind =
+  | "binary"
+  | "tarball"
+  | "iso"
+  | "disk-image"
+  | "chart"
+  | "manifest"
+  | "image";
 export const ARTIFACT_KINDS: readonly ArtifactKind[] = [
   "binary",
   "tarball",
@@ -19,6 +26,7 @@ export const ARTIFACT_KINDS: readonly ArtifactKind[] = [
   "disk-image",
   "chart",
   "manifest",
+  "image",
 ];
 
 export type ArtifactArch = Arch | "noarch";

@@ -1,0 +1,288 @@
+/**
+ * Container images in the store. Every blob of an image (index, manifest, config, layer) is an
+ * ordinary object under its sha256, so layers shared by images are stored once; indexes and
+ * manifests keep their media type in their metadata. This module reads and checks image JSON
+ * and walks an image's closure from its locked digest.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { ClosureBlob } from "../lib/registry/_index.ts";
+import { DtkError, q } from "../lib/errors/mod.ts";
+import { formatHash, parseHash } from "./_hash.ts";
+import type { ObjectStore } from "./_objects.ts";
+
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const INDEX_TYPES = [OCI_INDEX, DOCKER_LIST];
+const MANIFEST_TYPES = [OCI_MANIFEST, DOCKER_MANIFEST];
+/** What a registry is asked for: every index and manifest type dtk reads. */
+export const MANIFEST_ACCEPT = [...INDEX_TYPES, ...MANIFEST_TYPES].join(", ");
+const CONFIG_TYPES = [
+  "application/vnd.oci.image.config.v1+json",
+  "application/vnd.docker.container.image.v1+json",
+];
+const LAYER_TYPE =
+  /^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.diff\.tar\.gzip)(\+(gzip|zstd))?$/;
+/** Index and manifest JSON is small; anything bigger is not one. */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+
+/** A content descriptor as manifests and indexes write them. */
+export interface Descriptor {
+  mediaType: string;
+  /** `sha256:<hex>`. */
+  digest: string;
+  hex: string;
+  size: number;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+export type ParsedImage =
+  | { kind: "index"; mediaType: string; manifests: Descriptor[] }
+  | { kind: "manifest"; mediaType: string; config: Descriptor; layers: Descriptor[] };
+
+/** One lock entry as the closure needs it. */
+export interface ImageEntry {
+  name: string;
+  ref: string;
+  /** The digest the ref resolves to: index or lone manifest. */
+  hash: string;
+  /** The manifest for the lock's arch, when known. */
+  manifest?: string;
+}
+
+function invalid(what: string, why: string): DtkError {
+  return new DtkError(`${what} is not a usable image manifest: ${why}`, {
+    hint: "dtk reads OCI and Docker v2 images (index, manifest list, manifest); " +
+      "check that the reference names a container image",
+  });
+}
+
+function descriptor(value: unknown, what: string, field: string): Descriptor {
+  const d = (value ?? {}) as Record<string, unknown>;
+  const hex = typeof d.digest === "string" && d.digest.startsWith("sha256:")
+    ? parseHash(d.digest)
+    : undefined;
+  if (hex === undefined) throw invalid(what, `${field} has no sha256 digest (${q(d.digest)})`);
+  if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) {
+    throw invalid(what, `${field} has no size`);
+  }
+  if (typeof d.mediaType !== "string") throw invalid(what, `${field} has no mediaType`);
+  const out: Descriptor = { mediaType: d.mediaType, digest: formatHash(hex), hex, size: d.size };
+  if (d.platform !== null && typeof d.platform === "object") {
+    out.platform = d.platform as Descriptor["platform"];
+  }
+  return out;
+}
+
+/**
+ * Parses index or manifest bytes. `mediaType` is what the registry, the parent descriptor or
+ * the store's metadata says; it must agree with the body's own `mediaType` when both are there.
+ * Refuses what is not a container image (a Helm chart's config, foreign layers, schema 1).
+ */
+export function parseImageJson(
+  bytes: Uint8Array,
+  what: string,
+  mediaType?: string,
+): ParsedImage {
+  if (bytes.length > MAX_MANIFEST_BYTES) throw invalid(what, `${bytes.length} bytes is too big`);
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw invalid(what, "not JSON");
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw invalid(what, "not a JSON object");
+  }
+  const own = typeof data.mediaType === "string" ? data.mediaType : undefined;
+  const given = mediaType?.split(";")[0]?.trim() || undefined;
+  if (given !== undefined && own !== undefined && given !== own) {
+    throw invalid(what, `served as ${q(given)} but its body says ${q(own)}`);
+  }
+  const type = own ?? given ?? (Array.isArray(data.manifests) ? OCI_INDEX : OCI_MANIFEST);
+  if (data.schemaVersion !== 2) {
+    throw invalid(what, `schemaVersion ${q(data.schemaVersion)} (only 2 is read)`);
+  }
+  if (INDEX_TYPES.includes(type)) {
+    if (!Array.isArray(data.manifests)) throw invalid(what, "an index without manifests");
+    const manifests = data.manifests.map((m, i) => descriptor(m, what, `manifests[${i}]`));
+    return { kind: "index", mediaType: type, manifests };
+  }
+  if (!MANIFEST_TYPES.includes(type)) throw invalid(what, `wrong media type ${q(type)}`);
+  const config = descriptor(data.config, what, "config");
+  if (!CONFIG_TYPES.includes(config.mediaType)) {
+    throw invalid(what, `config media type ${q(config.mediaType)} is not a container image's`);
+  }
+  if (!Array.isArray(data.layers)) throw invalid(what, "a manifest without layers");
+  const layers = data.layers.map((l, i) => descriptor(l, what, `layers[${i}]`));
+  for (const layer of layers) {
+    if (!LAYER_TYPE.test(layer.mediaType)) {
+      throw invalid(what, `layer ${layer.digest} has media type ${q(layer.mediaType)}`);
+    }
+  }
+  return { kind: "manifest", mediaType: type, config, layers };
+}
+
+/** The manifest of `index` for linux/`arch` (arm64 prefers variant v8 or none). */
+export function pickPlatform(
+  index: Extract<ParsedImage, { kind: "index" }>,
+  arch: string,
+): Descriptor | undefined {
+  const candidates = index.manifests.filter((m) =>
+    MANIFEST_TYPES.includes(m.mediaType) && m.platform?.os === "linux" &&
+    m.platform.architecture === arch
+  );
+  return candidates.find((m) => m.platform?.variant === undefined) ??
+    candidates.find((m) => m.platform?.variant === "v8") ?? candidates[0];
+}
+
+/** The bytes and parsed form of an image object in the store, or undefined when absent. */
+export async function readImageObject(
+  store: ObjectStore,
+  hex: string,
+  what: string,
+  mediaType?: string,
+): Promise<{ bytes: Uint8Array; image: ParsedImage } | undefined> {
+  if (await store.check(hex) !== "present") return undefined;
+  const bytes = await Deno.readFile(store.objectPath(hex));
+  const meta = await store.readMeta(hex);
+  return { bytes, image: parseImageJson(bytes, what, meta?.mediaType ?? mediaType) };
+}
+
+/**
+ * Stores small bytes already checked against `hex` (index and manifest JSON) as an object,
+ * atomically and under the object's lock, with their media type in the metadata.
+ */
+export async function putImageObject(
+  store: ObjectStore,
+  bytes: Uint8Array,
+  info: { hex: string; name: string; version?: string; mediaType: string; from?: string },
+): Promise<void> {
+  const actual = createHash("sha256").update(bytes).digest("hex");
+  if (actual !== info.hex) {
+    throw new DtkError(`Refusing to store ${formatHash(actual)} as ${formatHash(info.hex)}`);
+  }
+  await store.init();
+  await store.withLock(info.hex, async () => {
+    if (await store.check(info.hex, bytes.length) !== "present") {
+      await store.remove(info.hex);
+      const temp = store.tempPath();
+      try {
+        const file = await Deno.open(temp, { write: true, createNew: true });
+        try {
+          let written = 0;
+          while (written < bytes.length) written += await file.write(bytes.subarray(written));
+          await file.sync();
+        } finally {
+          file.close();
+        }
+        await store.commit(temp, info.hex);
+      } catch (error) {
+        await Deno.remove(temp).catch(() => {});
+        throw error;
+      }
+    }
+    await store.recordMeta(info.hex, bytes.length, {
+      name: info.name,
+      version: info.version,
+      mediaType: info.mediaType,
+      from: info.from,
+    });
+  });
+}
+
+function notInStore(entry: ImageEntry, what: string): DtkError {
+  return new DtkError(`Image ${q(entry.ref)} is not complete in the store: ${what} is missing`, {
+    hint: "Fetch it with: dtk fetch (or import it: dtk store import DIR)",
+  });
+}
+
+/**
+ * Every blob of a locked image as the store holds it: the index (if the ref resolves to one),
+ * each of its manifests that is present (at least the lock's), and each manifest's config and
+ * layers. Throws when a blob the image needs is missing: a registry must never name a blob it
+ * cannot serve.
+ */
+export async function imageClosure(store: ObjectStore, entry: ImageEntry): Promise<ClosureBlob[]> {
+  return await walkImage(store, entry, { partial: false });
+}
+
+/**
+ * The objects of an image that are present, without failing on what is not (`gc` keeps them,
+ * `verify` names them). `partial: false` throws instead.
+ */
+export async function walkImage(
+  store: ObjectStore,
+  entry: ImageEntry,
+  options: { partial: boolean },
+): Promise<ClosureBlob[]> {
+  const out: ClosureBlob[] = [];
+  const hex = parseHash(entry.hash);
+  if (hex === undefined) throw new DtkError(`Invalid image digest ${q(entry.hash)}`);
+  const top = await readImageObject(store, hex, `${entry.ref}@${formatHash(hex)}`);
+  if (top === undefined) {
+    if (options.partial) return out;
+    throw notInStore(entry, `its ${entry.hash.slice(0, 19)}… manifest`);
+  }
+  const manifests: { hex: string; image: ParsedImage; size: number }[] = [];
+  if (top.image.kind === "index") {
+    out.push({
+      digest: formatHash(hex),
+      mediaType: top.image.mediaType,
+      size: top.bytes.length,
+      role: "index",
+    });
+    const wanted = entry.manifest === undefined ? undefined : parseHash(entry.manifest);
+    let found = false;
+    for (const child of top.image.manifests) {
+      if (!MANIFEST_TYPES.includes(child.mediaType)) continue;
+      const got = await readImageObject(
+        store,
+        child.hex,
+        `${entry.ref}@${child.digest}`,
+        child.mediaType,
+      );
+      if (got === undefined) continue;
+      if (got.image.kind !== "manifest") continue;
+      if (child.hex === wanted || wanted === undefined || wanted === hex) found = true;
+      manifests.push({ hex: child.hex, image: got.image, size: got.bytes.length });
+    }
+    if (!found && !options.partial) {
+      throw notInStore(entry, `the manifest ${entry.manifest ?? "for its arch"}`);
+    }
+  } else {
+    manifests.push({ hex, image: top.image, size: top.bytes.length });
+  }
+  const seen = new Set(out.map((b) => b.digest));
+  for (const m of manifests) {
+    if (m.image.kind !== "manifest") continue;
+    const add = (blob: ClosureBlob) => {
+      if (seen.has(blob.digest)) return;
+      seen.add(blob.digest);
+      out.push(blob);
+    };
+    add({
+      digest: formatHash(m.hex),
+      mediaType: m.image.mediaType,
+      size: m.size,
+      role: "manifest",
+    });
+    for (
+      const [d, role] of [
+        [m.image.config, "config"],
+        ...m.image.layers.map((l) => [l, "layer"] as const),
+      ] as const
+    ) {
+      const state = await store.check(d.hex, d.size);
+      if (state !== "present") {
+        if (options.partial) continue;
+        throw notInStore(entry, `${role} ${d.digest}${state === "corrupt" ? " (corrupt)" : ""}`);
+      }
+      add({ digest: d.digest, mediaType: d.mediaType, size: d.size, role });
+    }
+  }
+  return out;
+}
