@@ -25,6 +25,10 @@ import {
   type RenderInput,
 } from "./_types.ts";
 
+/** external-dns's webhook sidecar image: a name that never resolves (the sidecar is deleted). */
+const NO_SIDECAR_REPOSITORY = "registry.invalid/dtk/no-sidecar";
+const NO_SIDECAR_IMAGE = `${NO_SIDECAR_REPOSITORY}:none`;
+
 /** Where the NFS add-on exports its share on the controller. */
 export const NFS_EXPORT = "/mnt/nfs_share";
 /** The Gateway every HTTPRoute of dtk attaches to. */
@@ -87,6 +91,7 @@ function define(name: AddonName, d: Partial14): AddonDefinition {
     after: d.after ?? none,
     nodeSteps: d.nodeSteps ?? none,
     description: d.description,
+    images: d.images,
     release: d.release,
     namespace: d.namespace,
     values: d.values,
@@ -124,6 +129,30 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "Calico CNI (tigera-operator), eBPF data plane when kube-proxy is off",
     release: "tigera-operator",
     namespace: "tigera-operator",
+    images: {
+      // projectcalico/calico v3.31.3 charts/tigera-operator (values.yaml: tigeraOperator, the
+      // Installation, APIServer, Goldmane and Whisker it creates by default; CSI off through
+      // kubeletVolumePluginPath None) and tigera/operator v1.40.3 pkg/components/calico.go +
+      // images.go (quay.io/calico/<image>:v3.31.3; flexvol from the default FlexVolumePath).
+      "v3.31.3": {
+        source: "projectcalico/calico@v3.31.3 charts/tigera-operator; tigera/operator@v1.40.3",
+        fromChartSource: true,
+        images: [
+          { ref: "quay.io/tigera/operator:v1.40.3" },
+          ...[
+            "node",
+            "cni",
+            "pod2daemon-flexvol",
+            "typha",
+            "kube-controllers",
+            "apiserver",
+            "goldmane",
+            "whisker",
+            "whisker-backend",
+          ].map((image) => ({ ref: `quay.io/calico/${image}:v3.31.3`, via: "tigera operator" })),
+        ],
+      },
+    },
     values: ({ config }) => ({
       installation: {
         calicoNetwork: {
@@ -209,6 +238,30 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "Cilium CNI with kube-proxy replacement",
     release: "cilium",
     namespace: "cilium",
+    images: {
+      // The chart pins digests (image.useDigest). Tags and digests as `helm template` of
+      // helm.cilium.io/cilium-1.18.5.tgz renders them (a chart scanner's test fixture, matching
+      // `cilium status` of 1.18.5 clusters); hubble relay/ui are off by default.
+      "1.18.5": {
+        source: "helm template of cilium-1.18.5.tgz, as recorded by a chart image scanner's tests",
+        fromChartSource: false,
+        images: [
+          {
+            ref: "quay.io/cilium/cilium:v1.18.5",
+            digest: "sha256:2c92fb05962a346eaf0ce11b912ba434dc10bd54b9989e970416681f4a069628",
+          },
+          {
+            ref:
+              "quay.io/cilium/cilium-envoy:v1.34.12-1765374555-6a93b0bbba8d6dc75b651cbafeedb062b2997716",
+            digest: "sha256:3108521821c6922695ff1f6ef24b09026c94b195283f8bfbfc0fa49356a156e1",
+          },
+          {
+            ref: "quay.io/cilium/operator-generic:v1.18.5",
+            digest: "sha256:36c3f6f14c8ced7f45b40b0a927639894b44269dd653f9528e7a0dc363a4eb99",
+          },
+        ],
+      },
+    },
     values: ({ facts }) => ({
       k8sServiceHost: facts.controllerIp,
       k8sServicePort: APISERVER_PORT,
@@ -227,6 +280,15 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     release: "coredns",
     // kube-prometheus-stack looks for CoreDNS in kube-system.
     namespace: "kube-system",
+    images: {
+      // coredns/helm@coredns-1.45.0 charts/coredns: image coredns/coredns, tag = appVersion
+      // 1.13.1; the autoscaler is off by default.
+      "1.45.0": {
+        source: "coredns/helm@coredns-1.45.0 charts/coredns (values.yaml, Chart.yaml)",
+        fromChartSource: true,
+        images: [{ ref: "docker.io/coredns/coredns:1.13.1" }],
+      },
+    },
     values: ({ config }) => ({
       priorityClassName: "system-cluster-critical",
       replicaCount: 2,
@@ -260,6 +322,26 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "ingress-nginx controller on the host network (deprecated upstream)",
     release: "ingress-nginx",
     namespace: "ingress-nginx",
+    images: {
+      // kubernetes/ingress-nginx@helm-chart-4.14.1 charts/ingress-nginx/values.yaml: the
+      // controller and the admission webhook's certgen (pre-install/post-install hook jobs), both
+      // pinned by digest; the default backend is off.
+      "4.14.1": {
+        source: "kubernetes/ingress-nginx@helm-chart-4.14.1 charts/ingress-nginx/values.yaml",
+        fromChartSource: true,
+        images: [
+          {
+            ref: "registry.k8s.io/ingress-nginx/controller:v1.14.1",
+            digest: "sha256:f95a79b85fb93ac3de752c71a5c27d5ceae10a18b61904dec224c1c6a4581e47",
+          },
+          {
+            ref: "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.6.5",
+            digest: "sha256:03a00eb0e255e8a25fa49926c24cde0f7e12e8d072c445cdf5136ec78b546285",
+            via: "admission webhook hook jobs",
+          },
+        ],
+      },
+    },
     values: ({ entry }) => {
       const controller: Record<string, unknown> = {
         hostNetwork: true,
@@ -278,6 +360,20 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: 'NGINX Gateway Fabric and the Gateway "dtk-gateway" on the controller\'s port 80',
     release: "nginx-gateway-fabric",
     namespace: GATEWAY_NAMESPACE,
+    images: {
+      // nginx/nginx-gateway-fabric@v2.4.1 charts/nginx-gateway-fabric: the control plane (also
+      // the pre-install cert job), and the data plane image it puts in the NginxProxy from which
+      // it creates the nginx Deployment.
+      "2.4.1": {
+        source:
+          "nginx/nginx-gateway-fabric@v2.4.1 charts/nginx-gateway-fabric (values.yaml, templates)",
+        fromChartSource: true,
+        images: [
+          { ref: "ghcr.io/nginx/nginx-gateway-fabric:2.4.1" },
+          { ref: "ghcr.io/nginx/nginx-gateway-fabric/nginx:2.4.1", via: "NginxProxy (data plane)" },
+        ],
+      },
+    },
     artifacts: [GATEWAY_API_CRDS],
     values: () => ({
       nginx: {
@@ -324,6 +420,28 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: 'cert-manager with a self-signed CA ClusterIssuer "dtk-ca-issuer"',
     release: "cert-manager",
     namespace: "cert-manager",
+    images: {
+      // cert-manager/cert-manager@v1.19.2 deploy/charts/cert-manager/values.yaml: tag = the
+      // chart's appVersion; acmesolver reaches the controller as --acme-http01-solver-image, and
+      // startupapicheck runs as a post-install hook job.
+      "v1.19.2": {
+        source: "cert-manager/cert-manager@v1.19.2 deploy/charts/cert-manager",
+        fromChartSource: true,
+        images: [
+          { ref: "quay.io/jetstack/cert-manager-controller:v1.19.2" },
+          { ref: "quay.io/jetstack/cert-manager-webhook:v1.19.2" },
+          { ref: "quay.io/jetstack/cert-manager-cainjector:v1.19.2" },
+          {
+            ref: "quay.io/jetstack/cert-manager-acmesolver:v1.19.2",
+            via: "controller flag --acme-http01-solver-image",
+          },
+          {
+            ref: "quay.io/jetstack/cert-manager-startupapicheck:v1.19.2",
+            via: "post-install hook job",
+          },
+        ],
+      },
+    },
     values: () => ({ crds: { enabled: true } }),
     after: ({ config }) => [
       apply(`ClusterIssuer "dtk-selfsigned-issuer"`, [{
@@ -371,6 +489,16 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "external-dns writing host names to the desktop's hosts file (dtk dns-webhook)",
     release: "external-dns",
     namespace: "external-dns",
+    images: {
+      // kubernetes-sigs/external-dns@external-dns-helm-chart-1.19.0 charts/external-dns: tag
+      // v<appVersion> = v0.19.0. The webhook sidecar dtk names is deleted before it can start.
+      "1.19.0": {
+        source: "kubernetes-sigs/external-dns@external-dns-helm-chart-1.19.0 charts/external-dns",
+        fromChartSource: true,
+        images: [{ ref: "registry.k8s.io/external-dns/external-dns:v0.19.0" }],
+        notPulled: [NO_SIDECAR_IMAGE],
+      },
+    },
     // The chart always adds a webhook sidecar; it is removed after helm (see `after`), so helm
     // must not wait for a pod that can never start.
     helmWait: false,
@@ -378,7 +506,7 @@ const DEFINITIONS: readonly AddonDefinition[] = [
       provider: {
         name: "webhook",
         // Never started: the sidecar is deleted right after helm.
-        webhook: { image: { repository: "registry.invalid/dtk/no-sidecar", tag: "none" } },
+        webhook: { image: { repository: NO_SIDECAR_REPOSITORY, tag: "none" } },
       },
       extraArgs: [`--webhook-provider-url=${webhookUrl(config)}`],
     }),
@@ -416,6 +544,34 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "Prometheus, Grafana (NodePort 30300) and Prometheus UI (NodePort 30900)",
     release: "kube-prometheus",
     namespace: "kube-prometheus",
+    images: {
+      // prometheus-community/helm-charts@kube-prometheus-stack-80.6.0 (values.yaml, the
+      // operator's deployment template) with its subcharts kube-state-metrics-7.0.0 and
+      // prometheus-node-exporter-4.49.2, and grafana/helm-charts@grafana-10.4.0 (grafana 12.3.0,
+      // k8s-sidecar 2.1.2; init-chown only with persistence, which is off).
+      "80.6.0": {
+        source: "prometheus-community/helm-charts@kube-prometheus-stack-80.6.0, " +
+          "kube-state-metrics-7.0.0, prometheus-node-exporter-4.49.2; grafana/helm-charts@grafana-10.4.0",
+        fromChartSource: true,
+        images: [
+          { ref: "quay.io/prometheus-operator/prometheus-operator:v0.87.1" },
+          {
+            ref: "quay.io/prometheus-operator/prometheus-config-reloader:v0.87.1",
+            via: "operator flag --prometheus-config-reloader",
+          },
+          { ref: "quay.io/prometheus/prometheus:v3.8.1", via: "Prometheus resource" },
+          { ref: "quay.io/prometheus/alertmanager:v0.30.0", via: "Alertmanager resource" },
+          {
+            ref: "ghcr.io/jkroepke/kube-webhook-certgen:1.7.3",
+            via: "admission webhook hook jobs",
+          },
+          { ref: "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.17.0" },
+          { ref: "quay.io/prometheus/node-exporter:v1.10.2" },
+          { ref: "docker.io/grafana/grafana:12.3.0" },
+          { ref: "quay.io/kiwigrid/k8s-sidecar:2.1.2" },
+        ],
+      },
+    },
     values: (input) => {
       const values: Record<string, unknown> = {
         extraManifests: [
@@ -454,6 +610,15 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "Headlamp at http://<controller>/headlamp/, logged in as cluster admin",
     release: "headlamp",
     namespace: "headlamp",
+    images: {
+      // kubernetes-sigs/headlamp@headlamp-helm-0.40.0 charts/headlamp: ghcr.io/headlamp-k8s/
+      // headlamp, tag v<appVersion>; the plugin manager (node image) is off.
+      "0.40.0": {
+        source: "kubernetes-sigs/headlamp@headlamp-helm-0.40.0 charts/headlamp",
+        fromChartSource: true,
+        images: [{ ref: "ghcr.io/headlamp-k8s/headlamp:v0.40.0" }],
+      },
+    },
     secretValues: true,
     values: (input) => ({
       config: { baseURL: "/headlamp" },
@@ -489,6 +654,23 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "Kubernetes Dashboard at https://<dns.domain>/dashboard (deprecated upstream)",
     release: "kubernetes-dashboard",
     namespace: "kubernetes-dashboard",
+    images: {
+      // Chart 7.14.0 with its kong 2.52.0 dependency, from second-hand lists (offline mirror
+      // scripts and a vendored render of that chart); the kubernetes/dashboard source at hand
+      // stops at 7.13.0.
+      "7.14.0": {
+        source:
+          "image lists of kubernetes-dashboard 7.14.0 (kong chart 2.52.0) in offline mirror scripts",
+        fromChartSource: false,
+        images: [
+          { ref: "docker.io/kubernetesui/dashboard-api:1.14.0" },
+          { ref: "docker.io/kubernetesui/dashboard-auth:1.4.0" },
+          { ref: "docker.io/kubernetesui/dashboard-web:1.7.0" },
+          { ref: "docker.io/kubernetesui/dashboard-metrics-scraper:1.2.2" },
+          { ref: "docker.io/library/kong:3.9" },
+        ],
+      },
+    },
     secretValues: true,
     values: (input) => ({
       app: {
@@ -551,6 +733,16 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "metrics-server (kubectl top), on the chart's defaults",
     release: "metrics-server",
     namespace: "metrics-server",
+    images: {
+      // kubernetes-sigs/metrics-server@metrics-server-helm-chart-3.13.0 charts/metrics-server:
+      // tag v<appVersion> = v0.8.0; the addon resizer is off.
+      "3.13.0": {
+        source:
+          "kubernetes-sigs/metrics-server@metrics-server-helm-chart-3.13.0 charts/metrics-server",
+        fromChartSource: true,
+        images: [{ ref: "registry.k8s.io/metrics-server/metrics-server:v0.8.0" }],
+      },
+    },
     values: () => ({}),
     ready: () => [rollout("deployment", "metrics-server", "metrics-server")],
   }),
@@ -558,6 +750,20 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "OpenEBS local PV hostpath provisioner, the default StorageClass",
     release: "openebs",
     namespace: "openebs",
+    images: {
+      // localpv-provisioner 4.4.0 from second-hand lists (an installer's per-chart image list and
+      // test defaults); the openebs/dynamic-localpv-provisioner source at hand stops at 4.1.1,
+      // where the helper pod image (hostpath setup/cleanup, given to the provisioner) is
+      // helperPod.image openebs/linux-utils.
+      "4.4.0": {
+        source: "image lists of openebs localpv-provisioner 4.4.0 (kubekey's chart image list)",
+        fromChartSource: false,
+        images: [
+          { ref: "docker.io/openebs/provisioner-localpv:4.4.0" },
+          { ref: "docker.io/openebs/linux-utils:4.3.0", via: "provisioner helper pods" },
+        ],
+      },
+    },
     values: () => ({ hostpathClass: { isDefaultClass: true } }),
     ready: () => [{ kind: "deployments", namespace: "openebs" }],
   }),
@@ -565,6 +771,16 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "NFS subdir provisioner on an NFS share of the controller (RWX volumes)",
     release: "nfs-subdir-external-provisioner",
     namespace: "nfs",
+    images: {
+      // kubernetes-sigs/nfs-subdir-external-provisioner@nfs-subdir-external-provisioner-4.0.18.
+      "4.0.18": {
+        source:
+          "kubernetes-sigs/nfs-subdir-external-provisioner@nfs-subdir-external-provisioner-4.0.18 " +
+          "charts/nfs-subdir-external-provisioner/values.yaml",
+        fromChartSource: true,
+        images: [{ ref: "registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:v4.0.2" }],
+      },
+    },
     values: ({ facts }) => ({ nfs: { server: facts.controllerIp, path: NFS_EXPORT } }),
     ready: () => [rollout("deployment", "nfs-subdir-external-provisioner", "nfs")],
     nodeSteps: () => [
@@ -600,6 +816,23 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     description: "vcluster, a virtual cluster inside the cluster, API on a NodePort",
     release: "vcluster",
     namespace: "vcluster",
+    images: {
+      // loft-sh/vcluster@v0.30.4 chart/ (the k8s distro when none is enabled: the vcluster-pro
+      // control plane, tag = chart version, and the kubernetes init image) and
+      // pkg/constants/coredns.go (the CoreDNS vcluster deploys for its 1.34 API, synced to the
+      // host as a pod). mirror.gcr.io/library/alpine:3.20 runs only for a StatefulSet inside the
+      // virtual cluster (rewriteHosts), so it is not locked.
+      "0.30.4": {
+        source:
+          "loft-sh/vcluster@v0.30.4 chart/values.yaml, chart/templates, pkg/constants/coredns.go",
+        fromChartSource: true,
+        images: [
+          { ref: "ghcr.io/loft-sh/vcluster-pro:0.30.4" },
+          { ref: "ghcr.io/loft-sh/kubernetes:v1.34.0", via: "init container" },
+          { ref: "docker.io/coredns/coredns:1.12.1", via: "vcluster's CoreDNS" },
+        ],
+      },
+    },
     // Chart 0.2x schema: the original's legacy `syncer.extraArgs` is rejected by these charts.
     values: ({ facts }) => ({
       controlPlane: { proxy: { extraSANs: [...facts.nodeIps] } },

@@ -91,6 +91,27 @@ export interface WebhookAction {
 
 export type AddonAction = KubectlAction | ApplyArtifactAction | WebhookAction;
 
+/** One image a chart pulls with dtk's values. */
+export interface ChartImage {
+  /** As the cluster pulls it, registry and tag spelled out: `quay.io/cilium/cilium:v1.18.5`. */
+  ref: string;
+  /** The digest the chart pins beside the tag (`image: name:tag@sha256:…`), when it does. */
+  digest?: string;
+  /** How it is pulled when not as a container of the chart's own pods (an operator flag, a hook job). */
+  via?: string;
+}
+
+/** The images of one chart version, and where that list was read. */
+export interface ChartImages {
+  /** The repository, tag and files the list was read from. */
+  source: string;
+  /** True when read from the chart's own source at that version; false from a second-hand list. */
+  fromChartSource: boolean;
+  images: readonly ChartImage[];
+  /** Images the chart renders that never run (removed before they start): not locked, not warned. */
+  notPulled?: readonly string[];
+}
+
 /** Everything the registry knows of one add-on. */
 export interface AddonDefinition {
   name: AddonName;
@@ -108,6 +129,11 @@ export interface AddonDefinition {
   helmWait: boolean;
   /** The values file contains the admin token: written 0600. */
   secretValues: boolean;
+  /**
+   * The images the chart pulls with dtk's values, per chart version (`dtk lock` locks them, the
+   * nodes get them from dtk's registry). A version not listed here cannot be locked offline.
+   */
+  images: Readonly<Record<string, ChartImages>>;
   values(input: RenderInput): Record<string, unknown>;
   /** Before helm (CRDs, webhook set-up). */
   before(input: RenderInput): AddonAction[];

@@ -21,6 +21,8 @@ export type {
   AddonDefinition,
   AddonName,
   ApplyArtifactAction,
+  ChartImage,
+  ChartImages,
   ClusterFacts,
   KubectlAction,
   NodeFile,
@@ -74,3 +76,14 @@ export {
   parseAddonName,
   stepNodes,
 } from "./_cluster.ts";
+export {
+  chartImages,
+  type ImageConfig,
+  imageKey,
+  type RequiredImage,
+  requiredImages,
+  type UnlistedChart,
+  unlistedCharts,
+  unlistedError,
+  whyImage,
+} from "./_images.ts";
