@@ -6,7 +6,7 @@
 import { basename, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DtkError, IntegrityError, q } from "../lib/errors/mod.ts";
-import { writeFileAtomic } from "../lib/fs/mod.ts";
+import { exists, writeFileAtomic } from "../lib/fs/mod.ts";
 import { ensureObject } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
 import { formatHash, hashFile } from "./_hash.ts";
@@ -87,6 +87,11 @@ export async function liveHashes(store: ObjectStore): Promise<{
   const live = new Map<string, string[]>();
   const stale: { path: string; file: string }[] = [];
   for (const { record, file } of await store.roots()) {
+    if (record.kind === "cluster") {
+      // A cluster's folder (for `dtk cluster list`) pins nothing; it is stale once gone.
+      if (!(await exists(record.path))) stale.push({ path: record.path, file });
+      continue;
+    }
     let lock: Lockfile | undefined;
     try {
       lock = await readLock(record.path);

@@ -32,7 +32,7 @@ export interface ObjectMeta {
   mediaType?: string;
 }
 
-/** A root: a lock file whose artifacts `gc` must keep. */
+/** A root: a lock file whose artifacts `gc` must keep, or a cluster's folder (`cluster list`). */
 export interface RootRecord {
   path: string;
   kind: "lock" | "cluster";
@@ -252,7 +252,7 @@ export class ObjectStore {
     }
   }
 
-  /** Registers a lock file (or a cluster's lock copy) as a root for `gc`. */
+  /** Registers a lock file as a root for `gc`, or a cluster's folder for `dtk cluster list`. */
   async addRoot(path: string, kind: RootRecord["kind"] = "lock"): Promise<void> {
     await this.init();
     const id = createHash("sha256").update(path).digest("hex").slice(0, 32);

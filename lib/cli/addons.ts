@@ -15,6 +15,7 @@ import { ADDON_NAMES } from "../config/mod.ts";
 import { DEFAULT_WEBHOOK_PORT, startDnsWebhook } from "../dnswebhook/mod.ts";
 import { artifactPath, type Lockfile, requireLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
+import { withRunLog } from "./_runlog.ts";
 
 function positiveMinutes(value: string): number {
   const n = Number(value);
@@ -90,68 +91,73 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
       const globals = command.optsWithGlobals() as GlobalOptions;
       const name = parseAddonName(nameArg);
       const config = await ctx.loadConfig(globals);
-      const layout = pkiLayout(config);
-      const kubeconfig = layout.kubeconfig("admin");
-      if (!await exists(kubeconfig)) {
-        throw new DtkError(
-          `Cluster ${q(config.cluster.name)} has no admin kubeconfig ${q(kubeconfig)}`,
-          {
-            hint: "Create the cluster first: dtk cluster create",
+      await withRunLog(ctx, config, "install-addon", async (ctx, log) => {
+        const layout = pkiLayout(config);
+        const kubeconfig = layout.kubeconfig("admin");
+        if (!await exists(kubeconfig)) {
+          throw new DtkError(
+            `Cluster ${q(config.cluster.name)} has no admin kubeconfig ${q(kubeconfig)}`,
+            {
+              hint: "Create the cluster first: dtk cluster create",
+            },
+          );
+        }
+        const token = await (await import("../pki/mod.ts")).readAdminToken(config);
+        if (token === undefined) {
+          throw new DtkError(
+            `Cluster ${q(config.cluster.name)} has no admin token in ${q(layout.staticToken)}`,
+            {
+              hint: "Make it with: dtk cluster create (or dtk certs generate)",
+            },
+          );
+        }
+        const lock = await requireLock(lockPath(config));
+        const chart = addonChart(config, name);
+        const locked = lock.artifacts[chart.artifact];
+        if (locked !== undefined && locked.version !== chart.version) {
+          throw new UsageError(
+            `The lock pins chart ${q(chart.artifact)} at ${
+              q(locked.version)
+            }, the config asks for ${q(chart.version)}`,
+            { hint: "Update the lock: dtk lock --update && dtk fetch" },
+          );
+        }
+        const query = { runner: ctx.runner, kubeconfig };
+        const nodes = await listNodes(config, query);
+        const facts = clusterFacts(config, nodes, token);
+        const installed = installedAddons(await listReleases(query));
+        const problems = installProblems(name, new Set(installed.keys()));
+        if (problems.length > 0 && !options.force) {
+          throw new UsageError(problems.join("; "), {
+            hint:
+              `Install what it needs first, or install anyway with: dtk install-addon ${name} --force`,
+          });
+        }
+        for (const p of problems) ctx.out.warn(`${p} (installing anyway: --force)`);
+        const helmMs = (options.timeout ?? 10) * 60_000;
+        const result = await installAddon(name, {
+          config,
+          facts,
+          kubeconfig,
+          runner: ctx.runner,
+          artifactPath: (artifact) => lockedPath(config, lock, artifact, name),
+          runNodeStep: await nodeStepRunner(config, ctx),
+          timeouts: options.timeout === undefined ? {} : { helmMs, readyMs: helmMs / 2 },
+          log: (text) => {
+            log.note(text);
+            ctx.out.info(text);
           },
-        );
-      }
-      const token = await (await import("../pki/mod.ts")).readAdminToken(config);
-      if (token === undefined) {
-        throw new DtkError(
-          `Cluster ${q(config.cluster.name)} has no admin token in ${q(layout.staticToken)}`,
-          {
-            hint: "Make it with: dtk cluster create (or dtk certs generate)",
-          },
-        );
-      }
-      const lock = await requireLock(lockPath(config));
-      const chart = addonChart(config, name);
-      const locked = lock.artifacts[chart.artifact];
-      if (locked !== undefined && locked.version !== chart.version) {
-        throw new UsageError(
-          `The lock pins chart ${q(chart.artifact)} at ${q(locked.version)}, the config asks for ${
-            q(chart.version)
-          }`,
-          { hint: "Update the lock: dtk lock --update && dtk fetch" },
-        );
-      }
-      const query = { runner: ctx.runner, kubeconfig };
-      const nodes = await listNodes(config, query);
-      const facts = clusterFacts(config, nodes, token);
-      const installed = installedAddons(await listReleases(query));
-      const problems = installProblems(name, new Set(installed.keys()));
-      if (problems.length > 0 && !options.force) {
-        throw new UsageError(problems.join("; "), {
-          hint:
-            `Install what it needs first, or install anyway with: dtk install-addon ${name} --force`,
         });
-      }
-      for (const p of problems) ctx.out.warn(`${p} (installing anyway: --force)`);
-      const helmMs = (options.timeout ?? 10) * 60_000;
-      const result = await installAddon(name, {
-        config,
-        facts,
-        kubeconfig,
-        runner: ctx.runner,
-        artifactPath: (artifact) => lockedPath(config, lock, artifact, name),
-        runNodeStep: await nodeStepRunner(config, ctx),
-        timeouts: options.timeout === undefined ? {} : { helmMs, readyMs: helmMs / 2 },
-        log: (text) => ctx.out.info(text),
+        if (globals.json) {
+          ctx.out.data(JSON.stringify(result, null, 2));
+          return;
+        }
+        ctx.out.success(
+          `Add-on ${q(name)} (chart ${result.chartVersion}) ready in ${
+            formatDuration(result.elapsedMs)
+          }`,
+        );
       });
-      if (globals.json) {
-        ctx.out.data(JSON.stringify(result, null, 2));
-        return;
-      }
-      ctx.out.success(
-        `Add-on ${q(name)} (chart ${result.chartVersion}) ready in ${
-          formatDuration(result.elapsedMs)
-        }`,
-      );
     });
 
   const addons = program.command("addons").description("The add-ons dtk knows");

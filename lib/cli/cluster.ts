@@ -14,6 +14,8 @@ import { lockConfig, mirrorList, openStore, readLock } from "../../store/mod.ts"
 import type { Driver } from "../../drivers/mod.ts";
 import type { RenderOverrides } from "../render/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
+import type { RunLog } from "../runlog/mod.ts";
+import { withRunLog } from "./_runlog.ts";
 import { registerVmCommands } from "./vm.ts";
 
 /** `true`/`false`/`1`/`0`, as the original's `--create-template` and `--create-vms` take. */
@@ -101,102 +103,121 @@ is touched (exit 3).`,
         skipPreflight?: boolean;
       };
       const config = await ctx.loadConfig(opts);
-      const createTemplate = opts.createTemplate ?? config.vm.createTemplate;
-      const driver = await driverFor(config, ctx);
-      if (!opts.skipPreflight) {
-        ctx.out.info("Checking the host …");
-        if (config.virt !== "test-nspawn") {
-          const { preflight, preflightError } = await import("../doctor/mod.ts");
-          const failures = await preflight(config, { runner: ctx.runner, env: ctx.env });
-          if (failures.length > 0) throw preflightError(failures);
-        }
-        const problems = await driver.preflight(
-          createTemplate ? {} : { template: config.vm.templateVmname },
-        );
-        if (problems.length > 0) {
-          throw new PrerequisiteError(
-            problems.length === 1
-              ? problems[0]!.message
-              : `The host lacks ${problems.length} prerequisites: ${
-                problems.map((p) => p.message).join("; ")
-              }`,
-            { hint: problems.map((p) => p.fix).join("; ") },
-          );
-        }
-      }
-      const store = openStore(storeDir(config, ctx.env));
-      const path = lockPath(config);
-      if (!(await exists(path)) || !opts.frozen) {
-        const outcome = await lockConfig(config, {
-          store,
-          path,
-          frozen: opts.frozen,
-          download: { mirrors: mirrorList([], config, ctx.env) },
-          warn: (m) => ctx.out.warn(m),
-          info: (m) => ctx.out.debug(m),
-        });
-        if (outcome.written) ctx.out.info(`Wrote ${path}`);
-      }
-      const lock = await readLock(path);
-      if (!lock) throw new DtkError(`Cannot read the lock ${q(path)}`);
-      // The pipeline (and the X.509 code it needs) loads only when a cluster is created.
-      const { checkLockCovers, ClusterCreate, formatCreateSummary } = await import(
-        "../cluster/mod.ts"
-      );
-      if (opts.frozen) checkLockCovers(config, lock, path);
-      const abort = new AbortController();
-      const onSignal = () => {
-        ctx.out.warn(
-          "Interrupted: finishing the running steps, then stopping (Ctrl-C again to force)",
-        );
-        Deno.removeSignalListener("SIGINT", onSignal);
-        abort.abort();
-      };
-      Deno.addSignalListener("SIGINT", onSignal);
-      try {
-        const run = new ClusterCreate(config, {
-          runner: ctx.runner,
-          out: ctx.out,
-          driver,
-          lock,
-          lockPath: path,
-          createTemplate,
-          createVms: opts.createVms,
-          jobs: opts.jobs,
-          env: ctx.env,
-          signal: abort.signal,
-          renderOverrides: (config.testNspawn?.["renderOverrides"] ?? undefined) as
-            | RenderOverrides
-            | undefined,
-          timeouts: (config.testNspawn?.["timeouts"] ?? undefined) as
-            | Record<string, number>
-            | undefined,
-        });
-        const report = await run.run();
-        await linkLegacyPaths(config);
-        if (opts.json) {
-          ctx.out.data(JSON.stringify(
-            {
-              cluster: config.cluster.name,
-              kubeconfig: report.kubeconfig,
-              elapsedMs: Math.round(report.elapsedMs),
-              ran: report.ran,
-              skipped: report.skipped,
-              phases: report.phases,
-            },
-            null,
-            2,
-          ));
-        } else {
-          ctx.out.data(formatCreateSummary(report, config));
-        }
-      } finally {
-        Deno.removeSignalListener("SIGINT", onSignal);
-      }
+      await withRunLog(ctx, config, "create", (ctx, log) => create(ctx, config, opts, log));
     });
 
+  const create = async (
+    ctx: CliContext,
+    config: Config,
+    opts: GlobalOptions & {
+      createTemplate?: boolean;
+      createVms: boolean;
+      jobs: number;
+      frozen?: boolean;
+      skipPreflight?: boolean;
+    },
+    log: RunLog,
+  ): Promise<void> => {
+    const createTemplate = opts.createTemplate ?? config.vm.createTemplate;
+    const driver = await driverFor(config, ctx);
+    if (!opts.skipPreflight) {
+      ctx.out.info("Checking the host …");
+      if (config.virt !== "test-nspawn") {
+        const { preflight, preflightError } = await import("../doctor/mod.ts");
+        const failures = await preflight(config, { runner: ctx.runner, env: ctx.env });
+        if (failures.length > 0) throw preflightError(failures);
+      }
+      const problems = await driver.preflight(
+        createTemplate ? {} : { template: config.vm.templateVmname },
+      );
+      if (problems.length > 0) {
+        throw new PrerequisiteError(
+          problems.length === 1
+            ? problems[0]!.message
+            : `The host lacks ${problems.length} prerequisites: ${
+              problems.map((p) => p.message).join("; ")
+            }`,
+          { hint: problems.map((p) => p.fix).join("; ") },
+        );
+      }
+    }
+    const store = openStore(storeDir(config, ctx.env));
+    const path = lockPath(config);
+    if (!(await exists(path)) || !opts.frozen) {
+      const outcome = await lockConfig(config, {
+        store,
+        path,
+        frozen: opts.frozen,
+        download: { mirrors: mirrorList([], config, ctx.env) },
+        warn: (m) => ctx.out.warn(m),
+        info: (m) => ctx.out.debug(m),
+      });
+      if (outcome.written) ctx.out.info(`Wrote ${path}`);
+    }
+    const lock = await readLock(path);
+    if (!lock) throw new DtkError(`Cannot read the lock ${q(path)}`);
+    // The pipeline (and the X.509 code it needs) loads only when a cluster is created.
+    const { checkLockCovers, ClusterCreate, formatCreateSummary } = await import(
+      "../cluster/mod.ts"
+    );
+    if (opts.frozen) checkLockCovers(config, lock, path);
+    const abort = new AbortController();
+    const onSignal = () => {
+      ctx.out.warn(
+        "Interrupted: finishing the running steps, then stopping (Ctrl-C again to force)",
+      );
+      Deno.removeSignalListener("SIGINT", onSignal);
+      abort.abort();
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    try {
+      const run = new ClusterCreate(config, {
+        runner: ctx.runner,
+        out: ctx.out,
+        driver,
+        lock,
+        lockPath: path,
+        createTemplate,
+        createVms: opts.createVms,
+        jobs: opts.jobs,
+        env: ctx.env,
+        signal: abort.signal,
+        log,
+        renderOverrides: (config.testNspawn?.["renderOverrides"] ?? undefined) as
+          | RenderOverrides
+          | undefined,
+        timeouts: (config.testNspawn?.["timeouts"] ?? undefined) as
+          | Record<string, number>
+          | undefined,
+      });
+      const report = await run.run();
+      const { formatRunSummary } = await import("../runlog/mod.ts");
+      const timings = formatRunSummary(log.steps);
+      log.note(`Phases and critical path:\n${timings}`);
+      await linkLegacyPaths(config);
+      if (opts.json) {
+        ctx.out.data(JSON.stringify(
+          {
+            cluster: config.cluster.name,
+            kubeconfig: report.kubeconfig,
+            elapsedMs: Math.round(report.elapsedMs),
+            ran: report.ran,
+            skipped: report.skipped,
+            phases: report.phases,
+          },
+          null,
+          2,
+        ));
+      } else {
+        ctx.out.data(formatCreateSummary(report, config, timings));
+      }
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+    }
+  };
+
   registerVmCommands(cluster as unknown as Command, ctx, {
-    driver: (config: Config) => driverFor(config, ctx),
+    driver: (config: Config, c: CliContext) => driverFor(config, c),
   });
 
   program

@@ -10,6 +10,8 @@ import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { table } from "../ui/mod.ts";
 import type { Driver } from "../../drivers/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
+import type { RunLog } from "../runlog/mod.ts";
+import { withRunLog } from "./_runlog.ts";
 
 export interface VmCommandsOptions {
   /** Replaces `createDriver` (tests, and the test-only nspawn driver). */
@@ -44,13 +46,42 @@ export function registerVmCommands(
       .argParser(parseTimeout)
       .default(defaultSeconds * 1000, `${defaultSeconds}s`);
 
-  const setup = async (cmd: Command) => {
+  interface Setup {
+    globals: GlobalOptions & { timeout: number };
+    config: Config;
+    driver: Driver;
+    timeoutMs: number;
+    /** Runs one VM's part as a step of the run log. */
+    step: <T>(id: string, work: () => Promise<T>) => Promise<T>;
+  }
+  /** Loads the config and the driver, then runs `body`, in a run log when `logAs` is given. */
+  const withSetup = async (
+    cmd: Command,
+    logAs: string | undefined,
+    body: (setup: Setup) => Promise<void>,
+  ) => {
     const globals = cmd.optsWithGlobals() as GlobalOptions & { timeout: number };
     const config = await ctx.loadConfig(globals);
-    const driver = options.driver
-      ? await options.driver(config, ctx)
-      : (await import("../../drivers/mod.ts")).createDriver(config, { runner: ctx.runner });
-    return { globals, config, driver, timeoutMs: globals.timeout };
+    const go = async (c: CliContext, log?: RunLog) => {
+      const driver = options.driver
+        ? await options.driver(config, c)
+        : (await import("../../drivers/mod.ts")).createDriver(config, { runner: c.runner });
+      const step = async <T>(id: string, work: () => Promise<T>): Promise<T> => {
+        if (log === undefined) return await work();
+        log.stepStart({ id, phase: logAs ?? "", needs: [] });
+        try {
+          const result = await log.inStep(id, work);
+          log.stepEnd(id, "done");
+          return result;
+        } catch (error) {
+          log.stepEnd(id, "failed", error);
+          throw error;
+        }
+      };
+      await body({ globals, config, driver, timeoutMs: globals.timeout, step });
+    };
+    if (logAs === undefined) return await go(ctx);
+    await withRunLog(ctx, config, logAs, (c, log) => go(c, log));
   };
 
   const report = (rows: Row[], json: boolean | undefined, started: number, verb: string) => {
@@ -84,25 +115,34 @@ export function registerVmCommands(
     .addOption(timeout(300))
     .action(async (_opts, cmd) => {
       const started = performance.now();
-      const { globals, config, driver, timeoutMs } = await setup(cmd as Command);
-      const names = config.vms.map((v) => v.name);
-      await missingCheck(driver, names);
-      const rows = await Promise.all(names.map(async (name): Promise<Row> => {
-        const before = await driver.status(name);
-        await driver.start(name, { timeoutMs });
-        const address = await driver.address(name, { timeoutMs });
-        return {
-          name,
-          action: before === "running"
-            ? "already running"
-            : before === "paused"
-            ? "resumed"
-            : "started",
-          state: await driver.status(name),
-          ip: address.ip,
-        };
-      }));
-      report(rows, globals.json, started, "Started");
+      await withSetup(
+        cmd as Command,
+        "up",
+        async ({ globals, config, driver, timeoutMs, step }) => {
+          const names = config.vms.map((v) => v.name);
+          await missingCheck(driver, names);
+          const rows = await Promise.all(
+            names.map((name) =>
+              step(`up/${name}`, async (): Promise<Row> => {
+                const before = await driver.status(name);
+                await driver.start(name, { timeoutMs });
+                const address = await driver.address(name, { timeoutMs });
+                return {
+                  name,
+                  action: before === "running"
+                    ? "already running"
+                    : before === "paused"
+                    ? "resumed"
+                    : "started",
+                  state: await driver.status(name),
+                  ip: address.ip,
+                };
+              })
+            ),
+          );
+          report(rows, globals.json, started, "Started");
+        },
+      );
     });
 
   cluster.command("down")
@@ -110,18 +150,27 @@ export function registerVmCommands(
     .addOption(timeout(120))
     .action(async (_opts, cmd) => {
       const started = performance.now();
-      const { globals, config, driver, timeoutMs } = await setup(cmd as Command);
-      const rows = await Promise.all(config.vms.map(async ({ name }): Promise<Row> => {
-        const before = await driver.status(name);
-        if (before === "absent") return { name, action: "not present", state: "absent" };
-        await driver.stop(name, { timeoutMs });
-        return {
-          name,
-          action: before === "stopped" ? "already stopped" : "stopped",
-          state: await driver.status(name),
-        };
-      }));
-      report(rows, globals.json, started, "Stopped");
+      await withSetup(
+        cmd as Command,
+        "down",
+        async ({ globals, config, driver, timeoutMs, step }) => {
+          const rows = await Promise.all(
+            config.vms.map(({ name }) =>
+              step(`down/${name}`, async (): Promise<Row> => {
+                const before = await driver.status(name);
+                if (before === "absent") return { name, action: "not present", state: "absent" };
+                await driver.stop(name, { timeoutMs });
+                return {
+                  name,
+                  action: before === "stopped" ? "already stopped" : "stopped",
+                  state: await driver.status(name),
+                };
+              })
+            ),
+          );
+          report(rows, globals.json, started, "Stopped");
+        },
+      );
     });
 
   for (
@@ -134,22 +183,23 @@ export function registerVmCommands(
       .description(description)
       .action(async (_opts, cmd) => {
         const started = performance.now();
-        const { globals, config, driver } = await setup(cmd as Command);
-        const names = config.vms.map((v) => v.name);
-        await missingCheck(driver, names);
-        const rows: Row[] = [];
-        for (const name of names) {
-          const before = await driver.status(name);
-          if (verb === "pause") await driver.pause(name);
-          else await driver.resume(name);
-          const after = await driver.status(name);
-          rows.push({
-            name,
-            action: before === after ? "unchanged" : verb === "pause" ? "paused" : "resumed",
-            state: after,
-          });
-        }
-        report(rows, globals.json, started, past);
+        await withSetup(cmd as Command, undefined, async ({ globals, config, driver }) => {
+          const names = config.vms.map((v) => v.name);
+          await missingCheck(driver, names);
+          const rows: Row[] = [];
+          for (const name of names) {
+            const before = await driver.status(name);
+            if (verb === "pause") await driver.pause(name);
+            else await driver.resume(name);
+            const after = await driver.status(name);
+            rows.push({
+              name,
+              action: before === after ? "unchanged" : verb === "pause" ? "paused" : "resumed",
+              state: after,
+            });
+          }
+          report(rows, globals.json, started, past);
+        });
       });
   }
 
@@ -161,14 +211,19 @@ export function registerVmCommands(
     .addOption(timeout(120))
     .action(async (opts, cmd) => {
       const started = performance.now();
-      const { globals, config, driver, timeoutMs } = await setup(cmd as Command);
-      const names = config.vms.map((v) => v.name);
-      if (opts.template) names.push(config.vm.templateVmname);
-      const rows: Row[] = [];
-      for (const name of names) {
-        const deleted = await driver.delete(name, { timeoutMs });
-        rows.push({ name, action: deleted ? "deleted" : "not present", state: "absent" });
-      }
-      report(rows, globals.json, started, "Deleted");
+      await withSetup(
+        cmd as Command,
+        "delete",
+        async ({ globals, config, driver, timeoutMs, step }) => {
+          const names = config.vms.map((v) => v.name);
+          if (opts.template) names.push(config.vm.templateVmname);
+          const rows: Row[] = [];
+          for (const name of names) {
+            const deleted = await step(`delete/${name}`, () => driver.delete(name, { timeoutMs }));
+            rows.push({ name, action: deleted ? "deleted" : "not present", state: "absent" });
+          }
+          report(rows, globals.json, started, "Deleted");
+        },
+      );
     });
 }

@@ -9,7 +9,14 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { Config } from "../config/types.ts";
-import { DtkError, formatDuration, IntegrityError, q, TimeoutError } from "../errors/mod.ts";
+import {
+  DtkError,
+  formatDuration,
+  IntegrityError,
+  InterruptedError,
+  q,
+  TimeoutError,
+} from "../errors/mod.ts";
 import type { Runner } from "../exec/mod.ts";
 import type { Output } from "../ui/mod.ts";
 import { clusterDir, storeDir } from "../paths/mod.ts";
@@ -49,6 +56,7 @@ import {
   requireHash,
 } from "../../store/mod.ts";
 import type { Driver, TemplateSpec } from "../../drivers/types.ts";
+import type { RunLog } from "../runlog/mod.ts";
 import { binaryCopies } from "./_binaries.ts";
 import { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
 
@@ -93,6 +101,8 @@ export interface CreateOptions {
   renderOverrides?: RenderOverrides;
   /** Folder of `*.tar`/`*.tgz` images preloaded into containerd (default `images/` beside the config). */
   imagesDir?: string;
+  /** The run log: every step, and (through `runner`) every command, under its step. */
+  log?: RunLog;
 }
 
 export interface CreateReport extends RunReport {
@@ -166,19 +176,56 @@ export class ClusterCreate {
       runner: this.#o.runner,
     });
     const out = this.#o.out;
+    const log = this.#o.log;
+    await this.#state.recordMeta({
+      config: this.config.source.file,
+      configDir: this.config.source.dir,
+      virt: this.config.virt,
+      kubernetes: this.config.versions.kubernetes,
+      nodes: this.config.vms.map((vm) => vm.name),
+    });
+    // `dtk cluster list` finds the cluster through the store's roots.
+    await openStore(this.#storeDir).addRoot(dir, "cluster").catch((error) =>
+      out.debug(`Cannot register the cluster in the store: ${error}`)
+    );
+    const finish = (result: "ok" | "failed" | "interrupted", error?: unknown) =>
+      this.#state.recordMeta({
+        ...(result === "ok" && !this.#state.data.meta?.createdAt
+          ? { createdAt: new Date().toISOString() }
+          : {}),
+        lastCreate: {
+          result,
+          at: new Date().toISOString(),
+          ...(log ? { log: log.path } : {}),
+          ...(error instanceof Error ? { error: error.message } : {}),
+        },
+      });
     try {
       const report = await executePlan(this.plan, {
         jobs: this.#o.jobs,
         state: this.#state,
         signal: this.#o.signal,
         handler: (step) => this.#handler(step),
+        around: log ? (step, work) => log.inStep(step.id, work) : undefined,
         onEvent: (event) => {
           if (event.type === "start" || event.type === "done") out.info(formatEvent(event));
           else if (event.type === "skip") out.debug(formatEvent(event));
           else out.error(formatEvent(event));
+          if (!log) return;
+          if (event.type === "start") log.stepStart(event.step);
+          else if (event.type === "done") log.stepEnd(event.step.id, "done");
+          else if (event.type === "skip") {
+            log.stepStart(event.step);
+            log.stepEnd(event.step.id, "skipped");
+          } else log.stepEnd(event.step.id, "failed", event.error);
         },
       });
+      await finish("ok");
       return { ...report, kubeconfig: this.kubeconfig, plan: this.plan };
+    } catch (error) {
+      await finish(error instanceof InterruptedError ? "interrupted" : "failed", error)
+        .catch(() => {});
+      throw error;
     } finally {
       this.#kube?.close();
       await this.#nodes.closeAll();
@@ -187,9 +234,27 @@ export class ClusterCreate {
 
   #handler(step: Step): StepHandler {
     const handler = this.#realHandler(step);
-    // The test driver's hidden `failAt` injects a failure at one step (end-to-end tests only).
-    if (this.config.virt === "test-nspawn" && this.config.testNspawn?.["failAt"] === step.id) {
+    if (this.config.virt !== "test-nspawn") return handler;
+    // The test driver's hidden `failAt` injects a failure at one step, and `failCommand` a
+    // failing command run on the step's node first (end-to-end tests only).
+    if (this.config.testNspawn?.["failAt"] === step.id) {
       return { ...handler, run: () => Promise.reject(new DtkError("injected failure")) };
+    }
+    const failCommand = this.config.testNspawn?.["failCommand"] as
+      | { step?: string; command?: string }
+      | undefined;
+    if (failCommand?.step === step.id && step.node && failCommand.command) {
+      const command = failCommand.command;
+      return {
+        ...handler,
+        run: async (s, options) => {
+          await this.#nodes.remote(step.node!).exec(command, {
+            timeoutMs: 30_000,
+            what: `the injected command on ${q(step.node)}`,
+          });
+          await handler.run(s, options);
+        },
+      };
     }
     return handler;
   }
@@ -745,19 +810,28 @@ export class ClusterCreate {
   }
 }
 
-/** The summary printed at the end of a create. */
-export function formatCreateSummary(report: CreateReport, config: Config): string {
+/**
+ * The summary printed at the end of a create; `timings` (the run log's phase table and critical
+ * path) replaces the plain per-phase list when given.
+ */
+export function formatCreateSummary(
+  report: CreateReport,
+  config: Config,
+  timings?: string,
+): string {
   const lines = [
     `Cluster ${q(config.cluster.name)} is ready in ${
       formatDuration(report.elapsedMs)
     } (${report.ran.length} steps run, ${report.skipped.length} unchanged).`,
     "",
-    "Elapsed time per phase:",
-    ...report.phases.map((p) =>
-      `  ${p.phase.padEnd(14)} ${
-        formatDuration(p.elapsedMs).padStart(9)
-      }  (${p.ran} run, ${p.skipped} unchanged)`
-    ),
+    ...(timings !== undefined ? [timings.trimEnd()] : [
+      "Elapsed time per phase:",
+      ...report.phases.map((p) =>
+        `  ${p.phase.padEnd(14)} ${
+          formatDuration(p.elapsedMs).padStart(9)
+        }  (${p.ran} run, ${p.skipped} unchanged)`
+      ),
+    ]),
     "",
     `Kubeconfig: ${report.kubeconfig}`,
     `  export KUBECONFIG=${report.kubeconfig}`,

@@ -30,6 +30,11 @@ export interface ExecuteOptions {
   handler: (step: Step) => StepHandler;
   signal?: AbortSignal;
   onEvent?: (event: StepEvent) => void;
+  /**
+   * Runs around each step's work (digest check and run): the run log uses it to know which step
+   * a command belongs to when steps run at once.
+   */
+  around?: <T>(step: Step, work: () => Promise<T>) => Promise<T>;
 }
 
 export interface PhaseTiming {
@@ -89,7 +94,10 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     return s;
   };
 
-  const runOne = async (step: Step) => {
+  const runOne = (step: Step) =>
+    options.around ? options.around(step, () => runStep(step)) : runStep(step);
+
+  const runStep = async (step: Step) => {
     const index = ++count;
     const handler = options.handler(step);
     const t0 = performance.now();

@@ -14,11 +14,31 @@ export interface StepRecord {
   elapsedMs: number;
 }
 
+/** What `dtk cluster list` shows of a cluster without loading its config. */
+export interface ClusterMeta {
+  /** The config file (absolute, or `<built-in>`). */
+  config: string;
+  /** The folder of the config (where `dtk.lock` and `generated/` live). */
+  configDir: string;
+  virt: string;
+  kubernetes: string;
+  nodes: string[];
+  /** When a create first succeeded. */
+  createdAt?: string;
+  lastCreate?: {
+    result: "ok" | "failed" | "interrupted";
+    at: string;
+    log?: string;
+    error?: string;
+  };
+}
+
 export interface StateData {
   version: 1;
   cluster: string;
   steps: Record<string, StepRecord>;
   nodes: Record<string, NodeAddress>;
+  meta?: ClusterMeta;
 }
 
 export class StateStore {
@@ -68,6 +88,12 @@ export class StateStore {
 
   async forgetStep(id: string): Promise<void> {
     delete this.#data.steps[id];
+    await this.#save();
+  }
+
+  /** Merges `meta` into the recorded facts about the cluster. */
+  async recordMeta(meta: Partial<ClusterMeta>): Promise<void> {
+    this.#data.meta = { ...this.#data.meta, ...meta } as ClusterMeta;
     await this.#save();
   }
 

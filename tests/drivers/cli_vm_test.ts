@@ -5,9 +5,10 @@ import type { Config } from "../../lib/config/types.ts";
 import type { CliContext } from "../../lib/cli/context.ts";
 import { parseTimeout, registerVmCommands } from "../../lib/cli/vm.ts";
 import { Output } from "../../lib/ui/mod.ts";
+import { CommandError } from "../../lib/errors/mod.ts";
 import { fakeHost } from "./_fake.ts";
 
-async function setup() {
+async function setup(options: { failing?: string } = {}) {
   const fake = await fakeHost();
   const config: Config = defaultConfig({ dir: fake.state });
   config.virt = "virtualbox";
@@ -21,7 +22,19 @@ async function setup() {
   const data: string[] = [];
   const messages: string[] = [];
   const ctx: CliContext = {
-    runner: fake.runner,
+    runner: {
+      // A command whose argv holds `failing` fails at once, as a broken tool would.
+      run: (argv, o) =>
+        options.failing !== undefined && argv.includes(options.failing)
+          ? Promise.reject(
+            new CommandError(`${argv[0]} failed with exit code 3`, {
+              command: argv,
+              code: 3,
+              stderrTail: "VBoxManage: error: it broke",
+            }),
+          )
+          : fake.runner.run(argv, o),
+    },
     out: new Output({
       color: false,
       quiet: false,
@@ -98,4 +111,35 @@ Deno.test("--timeout accepts seconds, minutes and hours, and refuses junk", () =
   assert.equal(parseTimeout("250ms"), 250);
   assert.throws(() => parseTimeout("soon"), /Invalid timeout "soon"/);
   assert.throws(() => parseTimeout("0"), /Invalid timeout/);
+});
+
+Deno.test("dtk cluster up|down|delete write a run log: each VM a step, each command under it", async () => {
+  const { fake, config, run, messages } = await setup({ failing: "unregistervm" });
+  try {
+    for (const n of config.vms.map((v) => v.name)) {
+      await fake.runner.run(["VBoxManage", "createvm", "--name", n]);
+    }
+    Object.assign(fake.env, { FAKE_IF1: "enp0s8", FAKE_IP1: "192.168.56.200" });
+    await run("up", "--timeout", "5s");
+    const logs = `${fake.state}/generated/${config.cluster.name}/logs`;
+    const upLog = (await Array.fromAsync(Deno.readDir(logs))).map((e) => e.name);
+    assert.equal(upLog.length, 1);
+    assert.match(upLog[0]!, /^\d{8}T\d{6}Z-up\.log$/);
+    const text = await Deno.readTextFile(`${logs}/${upLog[0]}`);
+    assert.match(text, /step start up\/vm1/);
+    assert.match(text, /run \[up\/vm1\] VBoxManage startvm vm1 .*\n.*→ exit 0 in/);
+    assert.match(text, /step done {2}up\/vm2 in/);
+    assert.match(text, /result: ok in/);
+    await run("down", "--timeout", "2s");
+    await assert.rejects(run("delete"));
+    const names = (await Array.fromAsync(Deno.readDir(logs))).map((e) => e.name).sort();
+    const deleteLog = names.find((n) => n.endsWith("-delete.log"))!;
+    const failed = await Deno.readTextFile(`${logs}/${deleteLog}`);
+    assert.match(failed, /step FAILED delete\/vm1/);
+    assert.match(failed, /failed command: VBoxManage unregistervm vm1/);
+    assert.match(failed, /result: FAILED/);
+    assert.ok(messages.join("").includes(`The log of this run: ${logs}/${deleteLog}`));
+  } finally {
+    await fake.cleanup();
+  }
 });

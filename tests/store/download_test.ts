@@ -370,12 +370,19 @@ Deno.test("gc keeps what roots need; export and import move a lock's objects", a
     const added = await addFile(store, dropFile);
     assert.equal(added.status, "added");
     assert.equal(added.hex, sha256(drop));
+    // A cluster's folder is a root too (dtk cluster list): kept while there, stale once gone.
+    const live = join(dir, "proj", "generated", "live");
+    await Deno.mkdir(live, { recursive: true });
+    await store.addRoot(live, "cluster");
+    await store.addRoot(join(dir, "proj", "generated", "gone"), "cluster");
     const dry = await gcStore(store, { dryRun: true });
     assert.deepEqual(dry.removed.map((r) => r.hex), [sha256(drop)]);
+    assert.deepEqual(dry.staleRoots, [join(dir, "proj", "generated", "gone")]);
     assert.equal((await store.list()).length, 2);
     const real = await gcStore(store);
     assert.equal(real.removed.length, 1);
     assert.deepEqual(await store.list(), [sha256(keep)]);
+    assert.deepEqual((await store.roots()).map((r) => r.record.path).sort(), [lockPath, live]);
 
     const usb = join(dir, "usb");
     const exported = await exportLock(store, lock, usb);
