@@ -179,6 +179,20 @@ const DEFINITIONS: readonly AddonDefinition[] = [
             KUBERNETES_SERVICE_PORT: String(APISERVER_PORT),
           },
         }]),
+        // Felix reports its version and cluster size to projectcalico.org by default (first
+        // after 5 minutes); the operator exposes it only through FelixConfiguration.
+        {
+          kind: "kubectl",
+          what: `turn off usage reporting in FelixConfiguration "default"`,
+          args: [
+            "patch",
+            "felixconfiguration",
+            "default",
+            "--type=merge",
+            `--patch={"spec":{"usageReportingEnabled":false}}`,
+          ],
+          retry: true,
+        },
         // Since v3.30 the operator reads the endpoint ConfigMap only at start.
         {
           kind: "kubectl",
@@ -376,6 +390,8 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     },
     artifacts: [GATEWAY_API_CRDS],
     values: () => ({
+      // On by default: the control plane reports product telemetry to F5.
+      nginxGateway: { productTelemetry: { enable: false } },
       nginx: {
         kind: "deployment",
         service: { type: "ClusterIP" },
@@ -583,7 +599,19 @@ const DEFINITIONS: readonly AddonDefinition[] = [
             "app.kubernetes.io/name": "prometheus",
           }),
         ],
-        grafana: { adminPassword: "admin" },
+        grafana: {
+          adminPassword: "admin",
+          // Grafana checks grafana.com for updates and reports usage by default.
+          "grafana.ini": {
+            analytics: {
+              check_for_updates: false,
+              check_for_plugin_updates: false,
+              reporting_enabled: false,
+              feedback_links_enabled: false,
+            },
+            news: { news_feed_enabled: false },
+          },
+        },
         coreDns: { service: { selector: { "k8s-app": "coredns" } } },
         prometheus: {
           prometheusSpec: {
@@ -764,7 +792,12 @@ const DEFINITIONS: readonly AddonDefinition[] = [
         ],
       },
     },
-    values: () => ({ hostpathClass: { isDefaultClass: true } }),
+    values: () => ({
+      hostpathClass: { isDefaultClass: true },
+      // The chart pings OpenEBS's analytics every 24 h by default: an offline cluster reaches
+      // nothing.
+      analytics: { enabled: false },
+    }),
     ready: () => [{ kind: "deployments", namespace: "openebs" }],
   }),
   define("nfs-provisioner", {
@@ -836,6 +869,8 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     // Chart 0.2x schema: the original's legacy `syncer.extraArgs` is rejected by these charts.
     values: ({ facts }) => ({
       controlPlane: { proxy: { extraSANs: [...facts.nodeIps] } },
+      // On by default: the control plane reports to Loft.
+      telemetry: { enabled: false },
     }),
     after: () => [
       apply(`Service "vcluster-nodeport" in "vcluster"`, [{

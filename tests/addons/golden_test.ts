@@ -108,8 +108,8 @@ Deno.test("rendering is deterministic and follows the config", () => {
   assert.doesNotMatch(render(a, DEFAULT_FACTS, "ingress-nginx").valuesYaml, /ssl-passthrough/);
   assert.equal(render(b, OTHER_FACTS, "cilium").chart.version, "1.18.4");
   // kube-proxy on: no eBPF patches; off: both.
-  assert.equal(calico.after.length, 2);
-  assert.equal(render(a, DEFAULT_FACTS, "calico").after.length, 4);
+  assert.equal(calico.after.length, 3);
+  assert.equal(render(a, DEFAULT_FACTS, "calico").after.length, 5);
   // Static-pod etcd and scheduler need no endpoints; the systemd controller manager does.
   const prom = render(b, OTHER_FACTS, "kube-prometheus-stack").values;
   assert.equal(prom.kubeEtcd, undefined);
@@ -117,7 +117,10 @@ Deno.test("rendering is deterministic and follows the config", () => {
   assert.deepEqual(prom.kubeControllerManager, { endpoints: ["172.16.5.20"] });
   assert.deepEqual(
     render(b, OTHER_FACTS, "vcluster").values,
-    { controlPlane: { proxy: { extraSANs: ["172.16.5.20", "172.16.5.21"] } } },
+    {
+      controlPlane: { proxy: { extraSANs: ["172.16.5.20", "172.16.5.21"] } },
+      telemetry: { enabled: false },
+    },
   );
 });
 
@@ -153,4 +156,30 @@ Deno.test("helm argv: admin kubeconfig, values under generated/<cluster>/addons/
     assert.equal(argv[argv.indexOf("--timeout") + 1], "600s");
     assert.equal(argv.includes("--wait"), name !== "external-dns", name);
   }
+});
+
+Deno.test("nothing phones home: every chart's telemetry and update checks are off", () => {
+  const config = defaultTestConfig(DIR);
+  const values = (name: AddonName) => render(config, DEFAULT_FACTS, name).values;
+  assert.deepEqual(values("openebs").analytics, { enabled: false });
+  assert.deepEqual(values("nginx-gateway-fabric").nginxGateway, {
+    productTelemetry: { enable: false },
+  });
+  assert.deepEqual(values("vcluster").telemetry, { enabled: false });
+  const grafana = values("kube-prometheus-stack").grafana as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.deepEqual(grafana["grafana.ini"]?.analytics, {
+    check_for_updates: false,
+    check_for_plugin_updates: false,
+    reporting_enabled: false,
+    feedback_links_enabled: false,
+  });
+  const calico = render(config, DEFAULT_FACTS, "calico").after;
+  assert.ok(
+    calico.some((a) =>
+      a.kind === "kubectl" && a.args.includes(`--patch={"spec":{"usageReportingEnabled":false}}`)
+    ),
+  );
 });

@@ -259,7 +259,8 @@ Deno.test("installer: calico runs its node step, and retries a patch until the o
     await installAddon("calico", s.options);
     assert.deepEqual(s.nodeSteps.map((n) => n.id), ["calico/network-manager"]);
     const patches = parseLog(await s.box.readLog()).filter((c) => c.includes("felixconfiguration"));
-    assert.equal(patches.length, 3);
+    // Usage reporting off (two failures, then it succeeds), then eBPF on.
+    assert.equal(patches.length, 4);
   } finally {
     await s.box.cleanup();
   }
@@ -270,7 +271,7 @@ Deno.test("installer: calico runs its node step, and retries a patch until the o
     assert.ok(error instanceof TimeoutError, String(error));
     assert.match(
       error.message,
-      /add-on "calico": enable eBPF in FelixConfiguration "default" to succeed/,
+      /add-on "calico": turn off usage reporting in FelixConfiguration "default" to succeed/,
     );
     assert.match(error.hint ?? "", /resource mapping not found/);
   } finally {
