@@ -8,6 +8,7 @@
 import {
   CommandError,
   DtkError,
+  escapeText,
   formatDuration,
   InterruptedError,
   PrerequisiteError,
@@ -18,7 +19,15 @@ import {
 import { commandFailed, formatCommand, type Runner, type RunResult } from "../exec/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
 import type { AddonName, Config } from "../config/mod.ts";
-import type { AddonAction, ClusterFacts, KubectlAction, NodeStep, ReadyCheck } from "./_types.ts";
+import { WEBHOOK_MEDIA_TYPE } from "../dnswebhook/mod.ts";
+import type {
+  AddonAction,
+  ClusterFacts,
+  KubectlAction,
+  NodeStep,
+  ReadyCheck,
+  WebhookAction,
+} from "./_types.ts";
 import {
   checkArgs,
   describeCheck,
@@ -273,18 +282,23 @@ class Installer {
           });
         });
       case "webhook":
-        return await this.#timed(action.what, () => this.#webhook(action.url, action.body));
+        return await this.#timed(action.what, () => this.#webhook(action));
     }
   }
 
-  async #webhook(url: string, body: string): Promise<void> {
+  async #webhook(action: WebhookAction): Promise<void> {
+    const { url, body } = action;
     const doFetch = this.#o.fetch ?? fetch;
     let response: Response;
     try {
       response = await doFetch(url, {
         method: "POST",
         body,
-        headers: { "content-type": "text/plain" },
+        headers: {
+          "content-type": WEBHOOK_MEDIA_TYPE,
+          "accept": WEBHOOK_MEDIA_TYPE,
+          "authorization": `Bearer ${action.token}`,
+        },
         signal: AbortSignal.timeout(this.#t.webhookMs),
       });
     } catch (error) {
@@ -296,9 +310,13 @@ class Installer {
     }
     const text = await response.text();
     if (!response.ok) {
+      const hint = response.status === 401
+        ? "The webhook there has another token: start it with this config (dtk -c CONFIG " +
+          "dns-webhook), which reads generated/<cluster>/dns-webhook.token"
+        : "Check that dtk dns-webhook runs on the desktop";
       throw new DtkError(
         `The DNS webhook answered ${response.status} to ${q(url)} for ${this.#label()}`,
-        { hint: withOutput("Check that dtk dns-webhook runs on the desktop", tail(text, 5)) },
+        { hint: withOutput(hint, tail(escapeText(text), 5)) },
       );
     }
   }

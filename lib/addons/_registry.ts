@@ -14,7 +14,8 @@ import {
   type CplaneComponent,
 } from "../config/mod.ts";
 import { GATEWAY_API_CRDS } from "../catalog/mod.ts";
-import { UsageError } from "../errors/mod.ts";
+import { DtkError, UsageError } from "../errors/mod.ts";
+import { webhookUrlWithToken } from "../dnswebhook/mod.ts";
 import {
   type AddonAction,
   type AddonDefinition,
@@ -518,28 +519,49 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     // The chart always adds a webhook sidecar; it is removed after helm (see `after`), so helm
     // must not wait for a pod that can never start.
     helmWait: false,
-    values: ({ config }) => ({
+    values: () => ({
       provider: {
         name: "webhook",
         // Never started: the sidecar is deleted right after helm.
         webhook: { image: { repository: NO_SIDECAR_REPOSITORY, tag: "none" } },
       },
-      extraArgs: [`--webhook-provider-url=${webhookUrl(config)}`],
+      // external-dns's webhook client sends no headers of its own: the token is the password
+      // of the URL (HTTP Basic), which comes from a Secret, never from argv or the values file.
+      env: [{
+        name: "EXTERNAL_DNS_WEBHOOK_PROVIDER_URL",
+        valueFrom: { secretKeyRef: { name: DNS_WEBHOOK_SECRET, key: "url" } },
+      }],
     }),
-    before: ({ config, facts }) => [
-      {
-        kind: "webhook",
-        what: "tell the DNS webhook its domains",
-        url: `${webhookUrl(config)}/domains`,
-        body: config.dns.domain,
-      },
-      {
-        kind: "webhook",
-        what: "tell the DNS webhook the controller address",
-        url: `${webhookUrl(config)}/clusterip`,
-        body: facts.controllerIp,
-      },
-    ],
+    before: ({ config, facts }) => {
+      const token = webhookToken(facts);
+      return [
+        // The webhook first: an unreachable one or a wrong token stops before any change.
+        {
+          kind: "webhook",
+          what: "tell the DNS webhook its domains",
+          url: `${webhookUrl(config)}/domains`,
+          body: JSON.stringify(config.dns.domain),
+          token,
+        },
+        {
+          kind: "webhook",
+          what: "tell the DNS webhook the controller address",
+          url: `${webhookUrl(config)}/clusterip`,
+          body: JSON.stringify(facts.controllerIp),
+          token,
+        },
+        apply(`Secret ${JSON.stringify(DNS_WEBHOOK_SECRET)} (the DNS webhook's URL and token)`, [
+          { apiVersion: "v1", kind: "Namespace", metadata: { name: "external-dns" } },
+          {
+            apiVersion: "v1",
+            kind: "Secret",
+            metadata: { name: DNS_WEBHOOK_SECRET, namespace: "external-dns" },
+            type: "Opaque",
+            stringData: { url: webhookUrlWithToken(webhookUrl(config), token) },
+          },
+        ], false),
+      ];
+    },
     after: () => [{
       kind: "kubectl",
       what: `remove the webhook sidecar from deployment "external-dns"`,
@@ -904,6 +926,18 @@ function nodePortService(
       selector,
     },
   };
+}
+
+/** The Secret holding the URL, token included, external-dns calls the DNS webhook at. */
+export const DNS_WEBHOOK_SECRET = "dtk-dns-webhook";
+
+function webhookToken(facts: RenderInput["facts"]): string {
+  if (facts.dnsWebhookToken === undefined) {
+    throw new DtkError(`Add-on "external-dns" needs the DNS webhook's token`, {
+      hint: "Install it with dtk install-addon external-dns, which makes the token",
+    });
+  }
+  return facts.dnsWebhookToken;
 }
 
 /** The host-side DNS webhook the guests reach: `http://<dns.host-ip>:<dns.webhook-port>`. */

@@ -16,6 +16,11 @@ export interface ClusterFacts {
   nodeIps: string[];
   /** The cluster's random admin bearer token (made by the PKI); injected by headlamp and the dashboard. */
   adminToken: string;
+  /**
+   * The DNS webhook's token (`generated/<cluster>/dns-webhook.token`): only external-dns needs
+   * it, and the caller reads or makes it then.
+   */
+  dnsWebhookToken?: string;
 }
 
 /** The apiserver's port: fixed in the original and in dtk. */
@@ -86,7 +91,10 @@ export interface WebhookAction {
   kind: "webhook";
   what: string;
   url: string;
+  /** JSON, sent as the webhook media type. */
   body: string;
+  /** Sent as `Authorization: Bearer`; never logged. */
+  token: string;
 }
 
 export type AddonAction = KubectlAction | ApplyArtifactAction | WebhookAction;

@@ -8,11 +8,17 @@ import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
 import { exists } from "../fs/mod.ts";
-import { lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
+import { clusterDir, lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
 import { table } from "../ui/mod.ts";
 import type { AddonName, HelmRelease } from "../addons/mod.ts";
 import { ADDON_NAMES } from "../config/mod.ts";
-import { DEFAULT_WEBHOOK_PORT, startDnsWebhook } from "../dnswebhook/mod.ts";
+import {
+  domainsProblem,
+  ensureWebhookToken,
+  isWildcardAddress,
+  startDnsWebhook,
+  webhookTokenPath,
+} from "../dnswebhook/mod.ts";
 import { artifactPath, type Lockfile, requireLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import { withRunLog } from "./_runlog.ts";
@@ -125,6 +131,9 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
         const query = { runner: ctx.runner, kubeconfig };
         const nodes = await listNodes(config, query);
         const facts = clusterFacts(config, nodes, token);
+        if (name === "external-dns") {
+          facts.dnsWebhookToken = await ensureWebhookToken(clusterDir(config));
+        }
         const installed = installedAddons(await listReleases(query));
         const problems = installProblems(name, new Set(installed.keys()));
         if (problems.length > 0 && !options.force) {
@@ -226,11 +235,12 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
     )
     .option("--hosts-file <path>", "The hosts file to edit", "/etc/hosts")
     .addOption(
-      new Option("--port <port>", "Port to listen on").argParser(port).default(
-        DEFAULT_WEBHOOK_PORT,
-      ),
+      new Option("--port <port>", "Port to listen on (default: dns.webhook-port)").argParser(port),
     )
-    .option("--listen <address>", "Address to listen on (the guests must reach it)", "0.0.0.0")
+    .option(
+      "--listen <address>",
+      "Address to listen on (default: dns.host-ip, else the VM network's host address, else 127.0.0.1; 0.0.0.0 only if you mean every interface)",
+    )
     .option(
       "--cluster-ip <ip>",
       "The controller's address (else set by dtk install-addon external-dns)",
@@ -242,23 +252,43 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
       this: Command,
       options: {
         hostsFile: string;
-        port: number;
-        listen: string;
+        port?: number;
+        listen?: string;
         clusterIp?: string;
         domains?: string;
         dryRun?: boolean;
         debug?: boolean;
       },
     ) {
+      const globals = this.optsWithGlobals() as GlobalOptions;
+      const config = await ctx.loadConfig(globals);
+      if (options.domains !== undefined) {
+        const problem = domainsProblem(options.domains);
+        if (problem !== undefined) {
+          throw new UsageError(`--domains: ${problem}`, { hint: "Give domains like dtk.io" });
+        }
+      }
+      const listen = options.listen ?? await webhookListenAddress(config, ctx);
+      if (isWildcardAddress(listen)) {
+        ctx.out.warn(
+          `Listening on every interface (${
+            q(listen)
+          }): every host that reaches this one can try the token`,
+        );
+      }
+      const cluster = clusterDir(config);
+      const token = await ensureWebhookToken(cluster);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       Deno.addSignalListener("SIGINT", onSignal);
       Deno.addSignalListener("SIGTERM", onSignal);
       try {
         const server = await startDnsWebhook({
+          token,
+          cluster: config.cluster.name,
           hostsFile: options.hostsFile,
-          hostname: options.listen,
-          port: options.port,
+          hostname: listen,
+          port: options.port ?? config.dns.webhookPort,
           clusterIp: options.clusterIp,
           domains: options.domains === undefined ? [] : [options.domains],
           dryRun: options.dryRun,
@@ -270,7 +300,8 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
           `DNS webhook on http://${server.hostname}:${server.port}, editing ${
             q(options.hostsFile)
           }` +
-            (options.dryRun ? " (dry run)" : "") + "; Ctrl-C stops it",
+            (options.dryRun ? " (dry run)" : "") +
+            `; token in ${q(webhookTokenPath(cluster))}; Ctrl-C stops it`,
         );
         await server.finished;
         ctx.out.info("DNS webhook stopped");
@@ -279,4 +310,20 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
         Deno.removeSignalListener("SIGTERM", onSignal);
       }
     });
+}
+
+/**
+ * Where the webhook listens by default: the address the guests are told (`dns.host-ip`), else
+ * the host's address on the VM network, else loopback. Never every interface.
+ */
+async function webhookListenAddress(config: Config, ctx: CliContext): Promise<string> {
+  if (config.dns.hostIp !== undefined && config.dns.hostIp !== "") return config.dns.hostIp;
+  try {
+    const { driverFor } = await import("./cluster.ts");
+    const endpoint = await (await driverFor(config, ctx)).hostEndpoint?.();
+    if (endpoint !== undefined) return endpoint.listen;
+  } catch {
+    // No driver tools on this host: loopback is the safe answer.
+  }
+  return "127.0.0.1";
 }

@@ -20,6 +20,7 @@ import {
 import type { Runner } from "../exec/mod.ts";
 import type { Output } from "../ui/mod.ts";
 import { clusterDir, storeDir } from "../paths/mod.ts";
+import { ensureWebhookToken } from "../dnswebhook/mod.ts";
 import { ensurePki, ensureSshKey, type PkiLayout, pkiLayout, readAdminToken } from "../pki/mod.ts";
 import {
   NODE_PATHS,
@@ -790,7 +791,14 @@ export class ClusterCreate {
     }
     await installAddon(name, {
       config: this.config,
-      facts: { controllerIp: ips[names[0]!]!, nodeIps: names.map((n) => ips[n]!), adminToken },
+      facts: {
+        controllerIp: ips[names[0]!]!,
+        nodeIps: names.map((n) => ips[n]!),
+        adminToken,
+        dnsWebhookToken: name === "external-dns"
+          ? await ensureWebhookToken(clusterDir(this.config))
+          : undefined,
+      },
       kubeconfig: this.kubeconfig,
       runner: this.#o.runner,
       artifactPath: (artifact) => {

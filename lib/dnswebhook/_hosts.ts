@@ -1,6 +1,11 @@
 /**
  * Editing a hosts file for the DNS webhook: pure text functions plus one atomic write.
  *
+ * dtk writes its names only inside its own block, between marker lines like the node block of
+ * `lib/render` (one block per cluster), and never changes, removes or reorders a line outside
+ * it: a hostile or careless batch can at most point names of the managed domains at the
+ * controller.
+ *
  * @module
  */
 import { writeFileAtomic } from "../fs/mod.ts";
@@ -14,6 +19,16 @@ export interface Endpoint {
   labels?: Record<string, string>;
   providerSpecific?: { name: string; value: string }[];
   setIdentifier?: string;
+}
+
+/** The first line of the webhook's block for `cluster`. */
+export function hostsBlockBegin(cluster: string): string {
+  return `# BEGIN dtk dns-webhook ${cluster} (managed by dtk, do not edit)`;
+}
+
+/** The last line of the webhook's block for `cluster`. */
+export function hostsBlockEnd(cluster: string): string {
+  return `# END dtk dns-webhook ${cluster}`;
 }
 
 /** Normalises a DNS name: lower case, no trailing dot. */
@@ -41,6 +56,27 @@ export function isValidHostName(name: string): boolean {
   return n.length > 0 && n.length <= 253 && HOST_NAME.test(n);
 }
 
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Why `domain` cannot be a managed domain, or undefined when it can. A managed domain lets the
+ * cluster point every name under it at the controller, so it must be a real domain of at least
+ * two labels (never `com`, `*.com` or `localhost`), letters, digits and hyphens only.
+ */
+export function domainProblem(domain: string): string | undefined {
+  const d = normalizeName(domain);
+  if (d === "") return "empty";
+  if (d.length > 253) return "longer than 253 characters";
+  const labels = d.split(".");
+  if (labels.some((l) => !LABEL.test(l))) {
+    return "not a domain name (letters, digits and hyphens in labels of at most 63)";
+  }
+  if (labels.length < 2) return "a top-level domain: it would take over every name under it";
+  if (/^[0-9]+$/.test(labels.at(-1)!)) return "an IP address, not a domain";
+  if (labels.at(-1) === "localhost") return "under localhost";
+  return undefined;
+}
+
 export interface HostsChange {
   name: string;
   action: "added" | "updated" | "unchanged" | "skipped";
@@ -52,26 +88,54 @@ export interface HostsEdit {
   changes: HostsChange[];
 }
 
-function lineNames(line: string): { ip: string; names: string[] } | undefined {
+/** The names a hosts line gives, or none for a blank or comment line. */
+function lineNames(line: string): string[] {
   const content = line.replace(/#.*/, "").trim();
-  if (content === "") return undefined;
-  const [ip, ...names] = content.split(/\s+/);
-  if (ip === undefined || names.length === 0) return undefined;
-  return { ip, names: names.map(normalizeName) };
+  if (content === "") return [];
+  return content.split(/\s+/).slice(1).map(normalizeName);
 }
 
 /**
- * Points each managed name of `endpoints` at `ip` in the hosts file text: a line `ip name`
- * whose only name is that name is updated in place, otherwise a line is appended. Unmanaged
- * names are skipped, each on its own: the rest of the batch is still applied (the original
- * stopped at the first one and wrote nothing). Lines naming several hosts are left alone.
+ * Points each managed name of `endpoints` at `ip` inside dtk's block of the hosts file text
+ * (made at the end when there is none). Lines outside the block are kept byte for byte; a name
+ * a line outside the block already gives is skipped (that line is the user's and wins).
+ * Unmanaged or invalid names are skipped each on its own: the rest of the batch is still
+ * applied (the original stopped at the first one and wrote nothing). Linear in the lines and
+ * the endpoints: each is looked at once.
  */
 export function applyEndpoints(
   text: string,
   endpoints: readonly Endpoint[],
-  options: { ip: string; domains: readonly string[] },
+  options: { ip: string; domains: readonly string[]; cluster: string },
 ): HostsEdit {
+  const begin = hostsBlockBegin(options.cluster);
+  const end = hostsBlockEnd(options.cluster);
   const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+  const before: string[] = [];
+  const after: string[] = [];
+  /** The block's entries in order, by name: its own lines are `ip name`. */
+  const block = new Map<string, string>();
+  const outside = new Set<string>();
+  let state: "before" | "block" | "after" = "before";
+  for (const line of lines) {
+    if (state === "before" && line.trim() === begin) {
+      state = "block";
+      continue;
+    }
+    if (state === "block") {
+      if (line.trim() === end) {
+        state = "after";
+        continue;
+      }
+      const fields = line.trim().split(/\s+/);
+      if (fields.length === 2 && !line.trim().startsWith("#")) {
+        block.set(normalizeName(fields[1]!), fields[0]!);
+      }
+      continue;
+    }
+    for (const name of lineNames(line)) outside.add(name);
+    (state === "before" ? before : after).push(line);
+  }
   const changes: HostsChange[] = [];
   const seen = new Set<string>();
   for (const endpoint of endpoints) {
@@ -81,31 +145,27 @@ export function applyEndpoints(
     seen.add(name);
     if (!isValidHostName(name)) {
       changes.push({ name: raw, action: "skipped", reason: "not a valid host name" });
-      continue;
-    }
-    if (!isManaged(name, options.domains)) {
+    } else if (!isManaged(name, options.domains)) {
       changes.push({ name, action: "skipped", reason: "not in a managed domain" });
-      continue;
-    }
-    let found = false;
-    for (let i = 0; i < lines.length; i++) {
-      const parsed = lineNames(lines[i]!);
-      if (parsed === undefined || parsed.names.length !== 1 || parsed.names[0] !== name) continue;
-      found = true;
-      if (parsed.ip === options.ip) {
-        changes.push({ name, action: "unchanged" });
-      } else {
-        lines[i] = `${options.ip} ${name}`;
-        changes.push({ name, action: "updated" });
-      }
-      break;
-    }
-    if (!found) {
-      lines.push(`${options.ip} ${name}`);
-      changes.push({ name, action: "added" });
+    } else if (outside.has(name)) {
+      changes.push({
+        name,
+        action: "skipped",
+        reason: "the hosts file names it outside dtk's block (left as it is)",
+      });
+    } else if (block.get(name) === options.ip) {
+      changes.push({ name, action: "unchanged" });
+    } else {
+      changes.push({ name, action: block.has(name) ? "updated" : "added" });
+      block.set(name, options.ip);
     }
   }
-  return { text: lines.length === 0 ? "" : `${lines.join("\n")}\n`, changes };
+  const out = [...before];
+  if (block.size > 0 || state !== "before") {
+    out.push(begin, ...[...block].map(([name, ip]) => `${ip} ${name}`), end);
+  }
+  out.push(...after);
+  return { text: out.length === 0 ? "" : `${out.join("\n")}\n`, changes };
 }
 
 /**

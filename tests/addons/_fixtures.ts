@@ -37,16 +37,21 @@ export function otherTestConfig(dir: string): Config {
   return config;
 }
 
+/** The DNS webhook token of the test facts. */
+export const TEST_WEBHOOK_TOKEN = "5e".repeat(32);
+
 export const DEFAULT_FACTS: ClusterFacts = {
   controllerIp: "192.168.122.10",
   nodeIps: ["192.168.122.10", "192.168.122.11", "192.168.122.12"],
   adminToken: TEST_TOKEN,
+  dnsWebhookToken: TEST_WEBHOOK_TOKEN,
 };
 
 export const OTHER_FACTS: ClusterFacts = {
   controllerIp: "172.16.5.20",
   nodeIps: ["172.16.5.20", "172.16.5.21"],
   adminToken: TEST_TOKEN,
+  dnsWebhookToken: TEST_WEBHOOK_TOKEN,
 };
 
 export interface Sandbox {

@@ -22,6 +22,7 @@ import {
   type Sandbox,
   sandbox,
   TEST_TOKEN,
+  TEST_WEBHOOK_TOKEN,
 } from "./_fixtures.ts";
 
 const FAST = { helmMs: 5_000, readyMs: 1_500, applyMs: 1_000, pollMs: 100, graceMs: 500 };
@@ -311,7 +312,12 @@ Deno.test("installer: external-dns configures the real DNS webhook, then drops t
   const s = await setup();
   const hosts = join(s.box.dir, "hosts");
   await Deno.writeTextFile(hosts, "127.0.0.1 localhost\n");
-  const server = await startDnsWebhook({ hostname: "127.0.0.1", port: 0, hostsFile: hosts });
+  const server = await startDnsWebhook({
+    token: TEST_WEBHOOK_TOKEN,
+    hostname: "127.0.0.1",
+    port: 0,
+    hostsFile: hosts,
+  });
   try {
     const config = structuredClone(s.config);
     config.dns.hostIp = "127.0.0.1";
@@ -319,19 +325,50 @@ Deno.test("installer: external-dns configures the real DNS webhook, then drops t
     await installAddon("external-dns", { ...s.options, config });
     assert.deepEqual(server.state().domains, ["dtk.io"]);
     assert.equal(server.state().clusterIp, DEFAULT_FACTS.controllerIp);
-    const calls = parseLog(await s.box.readLog());
-    assert.ok(!calls[0]!.includes("--wait"), "helm must not wait for the sidecar");
-    assert.ok(calls[1]!.join(" ").includes(`"$patch":"delete"`));
-    assert.deepEqual(calls[2]!.slice(3, 8), [
+    const log = await s.box.readLog();
+    const calls = parseLog(log);
+    // The Secret with the URL and token goes first, through stdin: never on argv.
+    assert.deepEqual(calls[0]!.slice(3), ["apply", "-f", "-"]);
+    assert.ok(!calls.flat().some((a) => a.includes(TEST_WEBHOOK_TOKEN)), "token on argv");
+    assert.ok(
+      log.includes(`url: http://dtk:${TEST_WEBHOOK_TOKEN}@127.0.0.1:${server.port}`),
+      log,
+    );
+    assert.ok(!calls[1]!.includes("--wait"), "helm must not wait for the sidecar");
+    assert.ok(calls[2]!.join(" ").includes(`"$patch":"delete"`));
+    assert.deepEqual(calls[3]!.slice(3, 8), [
       "-n",
       "external-dns",
       "rollout",
       "status",
       "deployment/external-dns",
     ]);
+    // The values file names the Secret, never the token.
+    const values = await Deno.readTextFile(
+      join(s.config.source.dir, "generated", "dtk", "addons", "external-dns", "values.yaml"),
+    );
+    assert.match(values, /EXTERNAL_DNS_WEBHOOK_PROVIDER_URL/);
+    assert.match(values, /dtk-dns-webhook/);
+    assert.ok(!values.includes(TEST_WEBHOOK_TOKEN));
   } finally {
     await server.shutdown();
     await s.box.cleanup();
+  }
+  // A webhook with another token: refused, named, before helm.
+  const other = await setup();
+  const wrong = await startDnsWebhook({ token: "x".repeat(32), hostname: "127.0.0.1", port: 0 });
+  try {
+    const config = structuredClone(other.config);
+    config.dns.hostIp = "127.0.0.1";
+    config.dns.webhookPort = wrong.port;
+    const error = await installAddon("external-dns", { ...other.options, config })
+      .then(() => undefined, (e) => e);
+    assert.match(String(error?.message), /answered 401/);
+    assert.match(String(error?.hint), /another token/);
+    assert.ok(!parseLog(await other.box.readLog()).some((c) => c[0] === "helm"));
+  } finally {
+    await wrong.shutdown();
+    await other.box.cleanup();
   }
   // No webhook running: a clear error before helm runs.
   const t = await setup();
