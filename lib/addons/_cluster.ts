@@ -7,7 +7,7 @@
 import { dirname } from "node:path";
 import { DtkError, q, UsageError } from "../errors/mod.ts";
 import { commandFailed, type Runner } from "../exec/mod.ts";
-import { type AddonName, type Config, isAddonName } from "../config/mod.ts";
+import { ADDON_CONFLICTS, type AddonName, type Config, isAddonName } from "../config/mod.ts";
 import { addonDefinition, ADDONS } from "./_registry.ts";
 import type { ClusterFacts, NodeStep } from "./_types.ts";
 
@@ -96,6 +96,19 @@ export function installProblems(name: AddonName, installed: ReadonlySet<AddonNam
   for (const needed of def.requires) {
     if (!installed.has(needed)) {
       problems.push(`Add-on ${q(name)} needs ${q(needed)}, which is not installed`);
+    }
+  }
+  if (def.requiresOneOf.length > 0 && !def.requiresOneOf.some((n) => installed.has(n))) {
+    problems.push(
+      `Add-on ${q(name)} needs one of ${
+        def.requiresOneOf.map((n) => q(n)).join(", ")
+      } (a default StorageClass), and none is installed`,
+    );
+  }
+  for (const [a, b, why] of ADDON_CONFLICTS) {
+    const other = name === a ? b : name === b ? a : undefined;
+    if (other !== undefined && installed.has(other)) {
+      problems.push(`The cluster already has ${q(other)}: ${q(name)} cannot run beside it, ${why}`);
     }
   }
   if (def.cni) {

@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import {
   ADDON_NAMES,
   ADDON_REQUIRES,
+  ADDON_REQUIRES_ONE_OF,
   type AddonName,
   CNI_ADDONS,
   type CplaneComponent,
@@ -65,6 +66,7 @@ interface Partial14 extends
     | "name"
     | "cni"
     | "requires"
+    | "requiresOneOf"
     | "artifacts"
     | "helmWait"
     | "secretValues"
@@ -85,6 +87,7 @@ function define(name: AddonName, d: Partial14): AddonDefinition {
     name,
     cni: CNI_ADDONS.includes(name),
     requires: ADDON_REQUIRES[name] ?? [],
+    requiresOneOf: ADDON_REQUIRES_ONE_OF[name] ?? [],
     artifacts: d.artifacts ?? [],
     helmWait: d.helmWait ?? true,
     secretValues: d.secretValues ?? false,
@@ -154,7 +157,12 @@ const DEFINITIONS: readonly AddonDefinition[] = [
         ],
       },
     },
-    values: ({ config }) => ({
+    // tigera-operator chart v3.31.3 values.yaml: `kubeletVolumePluginPath` lives under
+    // `installation` (a top-level key is ignored), and `kubernetesServiceEndpoint` makes the chart
+    // create the "kubernetes-services-endpoint" ConfigMap with the operator, so that the operator
+    // and calico-node reach the apiserver directly from their first start, before any Service
+    // proxy exists (none does with kube-proxy off until Calico's own eBPF data plane runs).
+    values: ({ config, facts }) => ({
       installation: {
         calicoNetwork: {
           ipPools: [{
@@ -165,21 +173,17 @@ const DEFINITIONS: readonly AddonDefinition[] = [
             nodeSelector: "all()",
           }],
         },
+        // Calico's CSI driver is not wanted (the original disables it the same way).
+        kubeletVolumePluginPath: "None",
       },
-      // Calico's CSI driver is not wanted (the original disables it the same way).
-      kubeletVolumePluginPath: "None",
+      kubernetesServiceEndpoint: {
+        host: facts.controllerIp,
+        // The chart writes it into the ConfigMap's data, which holds only strings.
+        port: String(APISERVER_PORT),
+      },
     }),
     after: (input) => {
       const actions: AddonAction[] = [
-        apply(`ConfigMap "kubernetes-services-endpoint" in "tigera-operator"`, [{
-          apiVersion: "v1",
-          kind: "ConfigMap",
-          metadata: { name: "kubernetes-services-endpoint", namespace: "tigera-operator" },
-          data: {
-            KUBERNETES_SERVICE_HOST: input.facts.controllerIp,
-            KUBERNETES_SERVICE_PORT: String(APISERVER_PORT),
-          },
-        }]),
         // Felix reports its version and cluster size to projectcalico.org by default (first
         // after 5 minutes); the operator exposes it only through FelixConfiguration.
         {
@@ -192,13 +196,6 @@ const DEFINITIONS: readonly AddonDefinition[] = [
             "--type=merge",
             `--patch={"spec":{"usageReportingEnabled":false}}`,
           ],
-          retry: true,
-        },
-        // Since v3.30 the operator reads the endpoint ConfigMap only at start.
-        {
-          kind: "kubectl",
-          what: `restart deployment "tigera-operator"`,
-          args: ["-n", "tigera-operator", "rollout", "restart", "deployment/tigera-operator"],
           retry: true,
         },
       ];

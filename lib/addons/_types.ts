@@ -131,6 +131,8 @@ export interface AddonDefinition {
   cni: boolean;
   /** Add-ons that must be installed before this one. */
   requires: readonly AddonName[];
+  /** At least one of these must be installed before this one (a default StorageClass). */
+  requiresOneOf: readonly AddonName[];
   /** Lock names of the artifacts besides the chart that this add-on applies. */
   artifacts: readonly string[];
   /** Whether helm itself waits (`--wait`); false when a sidecar must be removed first. */

@@ -60,6 +60,7 @@ import type { Driver, TemplateSpec } from "../../drivers/types.ts";
 import type { RunLog } from "../runlog/mod.ts";
 import { binaryCopies } from "./_binaries.ts";
 import { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
+import { CGROUP_PROBE, checkCgroupVersion } from "./_prep.ts";
 
 /** Every bounded wait of a create, in milliseconds. */
 export interface CreateTimeouts {
@@ -507,6 +508,11 @@ export class ClusterCreate {
         const { steps, pki } = await prepare();
         const remote = this.#nodes.remote(node);
         if (step.kind === "prep") {
+          const { stdout } = await remote.exec(CGROUP_PROBE, {
+            timeoutMs: 30_000,
+            what: `the cgroup version of ${q(node)}`,
+          });
+          checkCgroupVersion(node, stdout, { kubernetes: this.config.versions.kubernetes });
           for (const command of PREP_COMMANDS) {
             await remote.exec(command, { timeoutMs: 60_000, what: `node prep on ${q(node)}` });
           }

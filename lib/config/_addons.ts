@@ -32,6 +32,28 @@ export const ADDON_REQUIRES: Readonly<Partial<Record<AddonName, readonly AddonNa
   "kubernetes-dashboard": ["ingress-nginx", "cert-manager"],
 };
 
+/**
+ * Add-ons that need at least one of a set installed before them. vcluster's chart keeps the
+ * virtual cluster's state on a PersistentVolumeClaim without a storageClassName, which stays
+ * Pending unless a default StorageClass exists (openebs and nfs-provisioner make one).
+ */
+export const ADDON_REQUIRES_ONE_OF: Readonly<Partial<Record<AddonName, readonly AddonName[]>>> = {
+  "vcluster": ["openebs", "nfs-provisioner"],
+};
+
+/**
+ * Pairs that cannot run together. ingress-nginx (host network, DaemonSet) and
+ * nginx-gateway-fabric (host port 80 on the controller) both bind the controller's port 80:
+ * whichever comes second never schedules there.
+ */
+export const ADDON_CONFLICTS: readonly (readonly [AddonName, AddonName, string])[] = [
+  [
+    "ingress-nginx",
+    "nginx-gateway-fabric",
+    "both take port 80 on the controller node (ingress-nginx on the host network, NGINX Gateway Fabric by a host port)",
+  ],
+];
+
 export function isAddonName(name: string): name is AddonName {
   return (ADDON_NAMES as readonly string[]).includes(name);
 }

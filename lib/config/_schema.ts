@@ -154,6 +154,17 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
           },
         },
       },
+      "audit-policy": {
+        kind: "string",
+        multiline: true,
+        doc:
+          "dtk: kube-apiserver audit policy (an `audit.k8s.io/v1` `Policy`, YAML), written verbatim. Empty: dtk's built-in policy (metadata of every request, no bodies; health, watch and event noise left out).",
+      },
+      "runtime-config": {
+        kind: "string",
+        doc:
+          "dtk: kube-apiserver `--runtime-config`, e.g. `resource.k8s.io/v1beta2=true`. Empty: not passed, so only the APIs upstream enables by default are served.",
+      },
     },
   },
   "versions": {
@@ -170,7 +181,7 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
       "containerd": {
         kind: "string",
         numeric: true,
-        default: "2.1.4",
+        default: "2.1.9",
         doc: "containerd (static build).",
       },
       "runc": { kind: "string", numeric: true, default: "v1.4.0", doc: "runc." },

@@ -1,4 +1,5 @@
 /** Checks of what the config's keys mean together, after every key has the right type. */
+import { parse as parseYaml } from "yaml";
 import { q } from "../errors/mod.ts";
 import type { Config } from "./types.ts";
 import {
@@ -11,7 +12,15 @@ import {
   parseCidr,
   parseIpv4,
 } from "./_net.ts";
-import { ADDON_NAMES, ADDON_REQUIRES, type AddonName, CNI_ADDONS, isAddonName } from "./_addons.ts";
+import {
+  ADDON_CONFLICTS,
+  ADDON_NAMES,
+  ADDON_REQUIRES,
+  ADDON_REQUIRES_ONE_OF,
+  type AddonName,
+  CNI_ADDONS,
+  isAddonName,
+} from "./_addons.ts";
 import { suggestion } from "./_suggest.ts";
 
 export interface Reporter {
@@ -25,7 +34,7 @@ const DNS_NAME =
 const VERSION_PATTERNS: Record<string, { re: RegExp; example: string }> = {
   "kubernetes": { re: /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "v1.35.0" },
   "etcd": { re: /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "v3.6.7" },
-  "containerd": { re: /^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "2.1.4" },
+  "containerd": { re: /^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "2.1.9" },
   "runc": { re: /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "v1.4.0" },
   "crictl": { re: /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "v1.35.0" },
   "cni-plugins": { re: /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, example: "v1.9.0" },
@@ -131,6 +140,8 @@ export function validateSemantics(config: Config, r: Reporter): void {
       'Write the hosts.toml content, e.g. [host."http://192.168.0.49:8080"] with capabilities = ["pull", "resolve"]',
     );
   }
+
+  validateApiserver(config, r);
 
   // Host networks that must not clash with the cluster's.
   const hostNets: { path: string; cidr: Cidr; what: string }[] = [];
@@ -259,6 +270,51 @@ export function validateSemantics(config: Config, r: Reporter): void {
 
   validateVms(config, clusterCidr, r);
   validateAddons(config, r);
+}
+
+function validateApiserver(config: Config, r: Reporter): void {
+  const policy = config.k8s.auditPolicy;
+  if (policy !== undefined) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(policy);
+    } catch (e) {
+      r.issue(
+        "k8s.audit-policy",
+        `"k8s.audit-policy" is not valid YAML: ${
+          ((e as Error).message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")
+        }`,
+      );
+      return;
+    }
+    const d = (doc ?? {}) as Record<string, unknown>;
+    if (d["apiVersion"] !== "audit.k8s.io/v1" || d["kind"] !== "Policy") {
+      r.issue(
+        "k8s.audit-policy",
+        `"k8s.audit-policy" must be an "audit.k8s.io/v1" "Policy", found ${
+          q(`${String(d["apiVersion"] ?? "")} ${String(d["kind"] ?? "")}`.trim())
+        }`,
+        "Start it with apiVersion: audit.k8s.io/v1 and kind: Policy, or leave it empty for dtk's policy",
+      );
+    } else if (!Array.isArray(d["rules"]) || d["rules"].length === 0) {
+      // The apiserver refuses to start on it ("loaded illegal policy with 0 rules").
+      r.issue("k8s.audit-policy", `"k8s.audit-policy" has no rules`, "Add e.g. - level: Metadata");
+    }
+  }
+  const runtime = config.k8s.runtimeConfig;
+  if (runtime !== undefined) {
+    for (const item of runtime.split(",").map((s) => s.trim())) {
+      if (!/^[A-Za-z0-9.-]*\/[A-Za-z0-9]+(\/[a-z0-9]+)?(=(true|false))?$/.test(item)) {
+        r.issue(
+          "k8s.runtime-config",
+          `"k8s.runtime-config" must be comma-separated GROUP/VERSION[=true|false] items, found ${
+            q(item)
+          }`,
+          "e.g. resource.k8s.io/v1beta2=true, or api/alpha=true",
+        );
+      }
+    }
+  }
 }
 
 function validateVms(config: Config, clusterCidr: Cidr | undefined, r: Reporter): void {
@@ -400,6 +456,35 @@ function validateAddons(config: Config, r: Reporter): void {
           `Move ${q(needed)} above ${q(name)}`,
         );
       }
+    }
+  }
+  for (const [name, index] of enabledAt) {
+    const anyOf = ADDON_REQUIRES_ONE_OF[name];
+    if (anyOf === undefined) continue;
+    const before = anyOf.filter((n) => (enabledAt.get(n) ?? Infinity) < index);
+    if (before.length > 0) continue;
+    const later = anyOf.find((n) => enabledAt.has(n));
+    const names = anyOf.map((n) => q(n)).join(" or ");
+    r.issue(
+      `addons[${index}].name`,
+      later === undefined
+        ? `Add-on ${q(name)} needs a storage add-on (${names}), and none is enabled`
+        : `Add-on ${q(name)} is installed before ${q(later)}, which it needs`,
+      later === undefined
+        ? `Enable ${names} above ${q(name)}: its PersistentVolumeClaim needs a default StorageClass`
+        : `Move ${q(later)} above ${q(name)}`,
+    );
+  }
+  for (const [a, b, why] of ADDON_CONFLICTS) {
+    const at = enabledAt.get(b);
+    if (enabledAt.has(a) && at !== undefined) {
+      r.issue(
+        `addons[${at}].enabled`,
+        `Add-ons ${q(a)} and ${q(b)} cannot both be enabled: ${why}`,
+        `Disable one of them (headlamp needs ${
+          q("nginx-gateway-fabric")
+        }, kubernetes-dashboard needs ${q("ingress-nginx")})`,
+      );
     }
   }
   if (enabledAt.has("external-dns") && config.dns.hostIp === undefined) {

@@ -329,6 +329,75 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
     ]],
   },
   {
+    name: "ingress-nginx and nginx-gateway-fabric both take the controller's port 80",
+    yaml: "addons:\n- name: cilium\n  enabled: true\n- name: ingress-nginx\n  enabled: true\n" +
+      "- name: nginx-gateway-fabric\n  enabled: true\n",
+    expected: [[
+      7,
+      12,
+      "addons[2].enabled",
+      'Add-ons "ingress-nginx" and "nginx-gateway-fabric" cannot both be enabled: both take port 80 on the controller node (ingress-nginx on the host network, NGINX Gateway Fabric by a host port)',
+      'Disable one of them (headlamp needs "nginx-gateway-fabric", kubernetes-dashboard needs "ingress-nginx")',
+    ]],
+  },
+  {
+    name: "vcluster without a storage add-on",
+    yaml: "addons:\n- name: cilium\n  enabled: true\n- name: vcluster\n  enabled: true\n",
+    expected: [[
+      4,
+      9,
+      "addons[1].name",
+      'Add-on "vcluster" needs a storage add-on ("openebs" or "nfs-provisioner"), and none is enabled',
+      'Enable "openebs" or "nfs-provisioner" above "vcluster": its PersistentVolumeClaim needs a default StorageClass',
+    ]],
+  },
+  {
+    name: "vcluster before its storage add-on",
+    yaml: "addons:\n- name: cilium\n  enabled: true\n- name: vcluster\n  enabled: true\n" +
+      "- name: nfs-provisioner\n  enabled: true\n",
+    expected: [[
+      4,
+      9,
+      "addons[1].name",
+      'Add-on "vcluster" is installed before "nfs-provisioner", which it needs',
+      'Move "nfs-provisioner" above "vcluster"',
+    ]],
+  },
+  {
+    name: "an audit policy that is not a Policy",
+    yaml: "k8s:\n  audit-policy: |\n    apiVersion: v1\n    kind: ConfigMap\n",
+    expected: [[
+      2,
+      17,
+      "k8s.audit-policy",
+      '"k8s.audit-policy" must be an "audit.k8s.io/v1" "Policy", found "v1 ConfigMap"',
+      "Start it with apiVersion: audit.k8s.io/v1 and kind: Policy, or leave it empty for dtk's policy",
+    ]],
+  },
+  {
+    name: "an audit policy without rules",
+    yaml:
+      "k8s:\n  audit-policy: |\n    apiVersion: audit.k8s.io/v1\n    kind: Policy\n    rules: []\n",
+    expected: [[
+      2,
+      17,
+      "k8s.audit-policy",
+      '"k8s.audit-policy" has no rules',
+      "Add e.g. - level: Metadata",
+    ]],
+  },
+  {
+    name: "runtime-config that the apiserver would refuse",
+    yaml: "k8s:\n  runtime-config: api/all=yes\n",
+    expected: [[
+      2,
+      19,
+      "k8s.runtime-config",
+      '"k8s.runtime-config" must be comma-separated GROUP/VERSION[=true|false] items, found "api/all=yes"',
+      "e.g. resource.k8s.io/v1beta2=true, or api/alpha=true",
+    ]],
+  },
+  {
     name: "ssl-passthrough on the wrong add-on",
     yaml: "addons:\n- name: cilium\n  enabled: true\n  ssl-passthrough: true\n",
     expected: [[
@@ -540,6 +609,20 @@ Deno.test("config: legacy keys written by the original are ignored with a warnin
 Deno.test("config: no CNI and no kube-proxy warns", () => {
   const { warnings } = parseConfig("addons:\n- name: coredns\n  enabled: true\n", opts);
   assertEquals(warnings.map((w) => w.path), ["addons"]);
+});
+
+Deno.test("config: vcluster after a storage add-on, a valid audit policy and runtime-config pass", () => {
+  const { config } = parseConfig(
+    "addons:\n- name: cilium\n  enabled: true\n- name: openebs\n  enabled: true\n" +
+      "- name: vcluster\n  enabled: true\n" +
+      "k8s:\n  audit-policy: |\n    apiVersion: audit.k8s.io/v1\n    kind: Policy\n" +
+      "    rules:\n    - level: Metadata\n  runtime-config: api/alpha=true,resource.k8s.io/v1beta2\n",
+    opts,
+  );
+  assertEquals(config.k8s.runtimeConfig, "api/alpha=true,resource.k8s.io/v1beta2");
+  assert(config.k8s.auditPolicy?.includes("level: Metadata"));
+  assertEquals(defaultConfig().k8s.auditPolicy, undefined);
+  assertEquals(defaultConfig().k8s.runtimeConfig, undefined);
 });
 
 Deno.test("config: numeric versions keep their text", () => {

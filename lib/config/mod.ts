@@ -9,5 +9,13 @@ export * from "./types.ts";
 export { defaultConfig, loadConfig, type LoadedConfig, type LoadOptions } from "./load.ts";
 export { toYamlObject } from "./show.ts";
 export { documentedKeys, type Field, SCHEMA } from "./_schema.ts";
-export { ADDON_NAMES, ADDON_REQUIRES, type AddonName, CNI_ADDONS, isAddonName } from "./_addons.ts";
+export {
+  ADDON_CONFLICTS,
+  ADDON_NAMES,
+  ADDON_REQUIRES,
+  ADDON_REQUIRES_ONE_OF,
+  type AddonName,
+  CNI_ADDONS,
+  isAddonName,
+} from "./_addons.ts";
 export { firstIp, nthSubnet24, parseCidr, parseIpv4 } from "./_net.ts";

@@ -403,6 +403,8 @@ function toConfig(raw: Raw, source: ConfigSource, decoder: Decoder): Config {
         name: str(mirror, "name"),
         config: str(mirror, "config"),
       },
+      auditPolicy: optStr(k8s, "audit-policy") === undefined ? undefined : str(k8s, "audit-policy"),
+      runtimeConfig: optStr(k8s, "runtime-config"),
     },
     versions: {
       kubernetes: str(versions, "kubernetes"),

@@ -57,6 +57,10 @@ export interface K8sConfig {
   clusterDomain: string;
   kubeProxy: boolean;
   containerdMirror: ContainerdMirror;
+  /** kube-apiserver audit `Policy` (YAML), written verbatim; undefined = dtk's built-in policy. */
+  auditPolicy: string | undefined;
+  /** kube-apiserver `--runtime-config`; undefined = the flag is not passed (upstream defaults). */
+  runtimeConfig: string | undefined;
 }
 
 /** Versions of the core artifacts (the original's `artifacts` file pins these). */

@@ -44,6 +44,7 @@ export const NODE_PATHS = {
   aggregatorCert: "/var/lib/kubernetes/aggregator.pem",
   aggregatorKey: "/var/lib/kubernetes/aggregator-key.pem",
   encryptionConfig: "/var/lib/kubernetes/encryption-config.yaml",
+  auditPolicy: "/var/lib/kubernetes/audit-policy.yaml",
   controllerManagerKubeconfig: "/var/lib/kubernetes/kube-controller-manager.kubeconfig",
   schedulerKubeconfig: "/var/lib/kubernetes/kube-scheduler.kubeconfig",
   authDir: "/etc/kubernetes/auth",

@@ -42,6 +42,11 @@ export interface KubeFeatures {
   containerRuntimeFlag: boolean;
   /** `kubescheduler.config.k8s.io/<this>`. */
   schedulerConfigApi: string;
+  /**
+   * The kubelet refuses to start on a cgroup v1 host: KubeletConfiguration `failCgroupV1`
+   * defaults to true from 1.35 (kubelet config v1beta1 defaults.go), false before.
+   */
+  refusesCgroupV1: boolean;
 }
 
 export function kubeFeatures(version: string): KubeFeatures {
@@ -60,6 +65,7 @@ export function kubeFeatures(version: string): KubeFeatures {
     runtimeEndpointInConfig: m >= 27,
     containerRuntimeFlag: m < 27,
     schedulerConfigApi: m >= 25 ? "v1" : m >= 23 ? "v1beta3" : m === 22 ? "v1beta2" : "v1beta1",
+    refusesCgroupV1: m >= 35,
   };
 }
 

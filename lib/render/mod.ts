@@ -27,6 +27,7 @@ import {
 import {
   renderApiserverPod,
   renderApiserverUnit,
+  renderAuditPolicy,
   renderControllerManagerPod,
   renderControllerManagerUnit,
   renderEtcdPod,
@@ -238,6 +239,11 @@ export function renderStep(step: StepName, input: RenderInput): StepFiles {
       }
       break;
     case "kube-apiserver":
+      out.files.push({
+        path: NODE_PATHS.auditPolicy,
+        content: renderAuditPolicy(config),
+        mode: FILE,
+      });
       if (systemd) {
         out.files.push(unitFile("kube-apiserver", renderApiserverUnit(config, controller)));
         out.units.push("kube-apiserver.service");

@@ -107,9 +107,20 @@ Deno.test("rendering is deterministic and follows the config", () => {
   assert.match(ingress.valuesYaml, /enable-ssl-passthrough/);
   assert.doesNotMatch(render(a, DEFAULT_FACTS, "ingress-nginx").valuesYaml, /ssl-passthrough/);
   assert.equal(render(b, OTHER_FACTS, "cilium").chart.version, "1.18.4");
-  // kube-proxy on: no eBPF patches; off: both.
-  assert.equal(calico.after.length, 3);
-  assert.equal(render(a, DEFAULT_FACTS, "calico").after.length, 5);
+  // kube-proxy on: no eBPF patches; off: both (and the usage-reporting patch either way). The
+  // endpoint ConfigMap comes with the chart (it must exist when the operator starts), never after.
+  assert.equal(calico.after.length, 1);
+  assert.equal(render(a, DEFAULT_FACTS, "calico").after.length, 3);
+  assert.ok(!JSON.stringify(calico.after).includes("kubernetes-services-endpoint"));
+  assert.deepEqual(render(a, DEFAULT_FACTS, "calico").values.kubernetesServiceEndpoint, {
+    host: DEFAULT_FACTS.controllerIp,
+    port: "6443",
+  });
+  assert.equal(
+    (calico.values.installation as Record<string, unknown>).kubeletVolumePluginPath,
+    "None",
+  );
+  assert.equal(calico.values.kubeletVolumePluginPath, undefined, "the chart ignores it there");
   // Static-pod etcd and scheduler need no endpoints; the systemd controller manager does.
   const prom = render(b, OTHER_FACTS, "kube-prometheus-stack").values;
   assert.equal(prom.kubeEtcd, undefined);

@@ -37,17 +37,16 @@ const TABLE: Row[] = [
   },
   { name: "calico instead of cilium", addons: ["calico", "coredns", "metrics-server"] },
   {
-    name: "everything but one CNI",
+    // ingress-nginx (and kubernetes-dashboard, which needs it) cannot run beside the Gateway.
+    name: "everything but one CNI and the Ingress pair",
     addons: [
       "cilium",
       "coredns",
-      "ingress-nginx",
       "nginx-gateway-fabric",
       "cert-manager",
       "external-dns",
       "kube-prometheus-stack",
       "headlamp",
-      "kubernetes-dashboard",
       "metrics-server",
       "openebs",
       "nfs-provisioner",
@@ -55,6 +54,28 @@ const TABLE: Row[] = [
     ],
     extra: DNS,
   },
+  {
+    name: "the Ingress pair instead of the Gateway",
+    addons: ["cilium", "coredns", "ingress-nginx", "cert-manager", "kubernetes-dashboard"],
+  },
+  {
+    name: "ingress-nginx beside nginx-gateway-fabric",
+    addons: ["cilium", "ingress-nginx", "nginx-gateway-fabric"],
+    error: /"ingress-nginx" and "nginx-gateway-fabric" cannot both be enabled: both take port 80/,
+    hint: /Disable one of them/,
+  },
+  {
+    name: "vcluster without a default StorageClass",
+    addons: ["cilium", "vcluster"],
+    error: /"vcluster" needs a storage add-on \("openebs" or "nfs-provisioner"\)/,
+    hint: /PersistentVolumeClaim needs a default StorageClass/,
+  },
+  {
+    name: "vcluster before openebs",
+    addons: ["cilium", "vcluster", "openebs"],
+    error: /"vcluster" is installed before "openebs"/,
+  },
+  { name: "vcluster after nfs-provisioner", addons: ["cilium", "nfs-provisioner", "vcluster"] },
   {
     name: "disabled entries do not count",
     addons: [{ name: "headlamp", enabled: false }, "cilium", "coredns"],
@@ -143,6 +164,10 @@ Deno.test("install-addon on a running cluster: missing prerequisites and a secon
     ["calico", ["cilium", "coredns"], [/already has the CNI "cilium"/]],
     ["cilium", ["cilium"], []],
     ["metrics-server", [], []],
+    ["vcluster", ["cilium"], [/needs one of "openebs", "nfs-provisioner"/]],
+    ["vcluster", ["cilium", "nfs-provisioner"], []],
+    ["nginx-gateway-fabric", ["cilium", "ingress-nginx"], [/already has "ingress-nginx"/]],
+    ["ingress-nginx", ["cilium", "nginx-gateway-fabric"], [/already has "nginx-gateway-fabric"/]],
   ];
   for (const [name, installed, expected] of cases) {
     const problems = installProblems(name, new Set(installed));

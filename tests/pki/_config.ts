@@ -37,6 +37,8 @@ export function testConfig(dir: string, options: TestConfigOptions = {}): Config
       clusterDomain: options.clusterDomain ?? "cluster.local",
       kubeProxy: options.kubeProxy ?? true,
       containerdMirror: { enabled: false, name: "_default", config: "" },
+      auditPolicy: undefined,
+      runtimeConfig: undefined,
     },
     versions: {
       kubernetes: "1.34.1",

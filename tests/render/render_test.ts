@@ -357,3 +357,42 @@ Deno.test("updateEnvironment: sets the containerd variables once", () => {
     "CONTAINERD_NAMESPACE=k8s.io\nCONTAINERD_ADDRESS=/run/containerd/containerd.sock\n",
   );
 });
+
+Deno.test("render: the apiserver gets an audit policy file with rules, dtk's or the config's", () => {
+  for (const config of [BASE, CASES["v1.35-static-all-kube-proxy"]!]) {
+    const files = renderNode(input(config, "vm1")).flatMap((s) => s.files);
+    const policyFile = files.find((f) => f.path === NODE_PATHS.auditPolicy);
+    ok(policyFile, "no audit policy on the controller");
+    const policy = parseAllDocuments(policyFile.content)[0];
+    if (!policy || !("toJS" in policy)) throw new Error("no policy document");
+    const doc = policy.toJS();
+    equal(doc.apiVersion, "audit.k8s.io/v1");
+    equal(doc.kind, "Policy");
+    ok(doc.rules.length > 0, "a policy without rules is refused by the apiserver");
+    // The catch-all records metadata only: no secret ever lands in the log as a body.
+    deepStrictEqual(doc.rules.at(-1), { level: "Metadata" });
+    for (const rule of doc.rules) ok(["None", "Metadata"].includes(rule.level), rule.level);
+    const apiserver = files.find((f) => f.path.includes("kube-apiserver."))?.content ?? "";
+    ok(apiserver.includes(`--audit-policy-file=${NODE_PATHS.auditPolicy}`), "flag passed");
+    ok(apiserver.includes(`--audit-log-path=${NODE_PATHS.auditLog}`));
+  }
+  // Workers get none.
+  ok(
+    !renderNode(input(BASE, "vm2")).flatMap((s) => s.files).some((f) =>
+      f.path === NODE_PATHS.auditPolicy
+    ),
+  );
+  const own = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n";
+  equal(file(variant({ k8s: { auditPolicy: own } }), "vm1", NODE_PATHS.auditPolicy), own);
+});
+
+Deno.test("render: --runtime-config only when k8s.runtime-config sets it", () => {
+  const unit = (config: Config) =>
+    file(config, "vm1", "/etc/systemd/system/kube-apiserver.service");
+  ok(!unit(BASE).includes("--runtime-config"), "no alpha APIs served by default");
+  ok(!unit(BASE).includes("api/all"));
+  match(
+    unit(variant({ k8s: { runtimeConfig: "resource.k8s.io/v1beta2=true" } })),
+    / --runtime-config=resource\.k8s\.io\/v1beta2=true /,
+  );
+});
