@@ -24,6 +24,10 @@ export interface FetchTarget {
   file: string;
   urls: readonly string[];
   version?: string;
+  /** Image blobs: the descriptor's media type, kept in the object's metadata. */
+  mediaType?: string;
+  /** Headers for requests to `urls` (not mirrors), asked for at each try: a registry token. */
+  headers?: () => Promise<Record<string, string>>;
 }
 
 export interface DownloadOptions {
@@ -129,6 +133,7 @@ export async function ensureObject(
         name: target.name,
         version: target.version,
         urls: target.urls,
+        mediaType: target.mediaType,
       });
       return {
         name: target.name,
@@ -158,6 +163,7 @@ async function recordIfNew(store: ObjectStore, target: FetchTarget, size: number
       name: target.name,
       version: target.version,
       urls: target.urls,
+      mediaType: target.mediaType,
     }));
 }
 
@@ -181,6 +187,7 @@ async function download(
           version: target.version,
           urls: target.urls,
           from: source,
+          mediaType: target.mediaType,
         });
         options.onProgress?.({ name: target.name, bytes: size, total: size, phase: "done" });
         return {
@@ -251,7 +258,10 @@ async function fetchSource(
   options: DownloadOptions,
 ): Promise<number> {
   if (source.startsWith("http://") || source.startsWith("https://")) {
-    return await fetchHttp(store, target, source, {}, options);
+    const headers = target.headers !== undefined && target.urls.includes(source)
+      ? await target.headers()
+      : {};
+    return await fetchHttp(store, target, source, headers, options);
   }
   if (source.startsWith("oci://")) {
     let chart;

@@ -9,6 +9,8 @@
 import { createHash } from "node:crypto";
 import type { ClosureBlob } from "../lib/registry/_index.ts";
 import { DtkError, q } from "../lib/errors/mod.ts";
+import { type ImageReference, parseImageReference } from "../lib/registry/_reference.ts";
+import { parseBearerChallenge } from "./_oci.ts";
 import { formatHash, parseHash } from "./_hash.ts";
 import type { ObjectStore } from "./_objects.ts";
 
@@ -285,4 +287,244 @@ export async function walkImage(
     }
   }
   return out;
+}
+
+/** The distribution API base of a registry: docker.io is served by registry-1.docker.io. */
+export function registryBase(registry: string): string {
+  if (registry === "docker.io") return "https://registry-1.docker.io";
+  // Docker's rule: loopback registries speak plain HTTP.
+  const host = registry.replace(/:\d+$/, "");
+  const loopback = host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+  return `${loopback ? "http" : "https"}://${registry}`;
+}
+
+/** A registry call that failed; `status` 0 for a network failure. */
+export class RegistryError extends DtkError {
+  readonly status: number;
+  readonly retryable: boolean;
+  constructor(
+    message: string,
+    options: { status: number; retryable?: boolean; hint?: string; cause?: unknown },
+  ) {
+    super(message, { hint: options.hint, cause: options.cause });
+    this.status = options.status;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export interface RegistryClientOptions {
+  /** Limit for each manifest or token request. Default 30 s. */
+  timeoutMs?: number;
+  /** Tries for network failures and 5xx. Default 3. */
+  attempts?: number;
+  backoffMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A fetched index or manifest, its bytes not yet trusted. */
+export interface ManifestResponse {
+  bytes: Uint8Array;
+  /** Content-Type as served. */
+  mediaType: string;
+  /** `Docker-Content-Digest` as served, when it was. */
+  digest?: string;
+}
+
+/**
+ * The distribution API for one repository, pulling anonymously: a 401 with a bearer challenge
+ * gets a token from the challenge's realm (scope `repository:<repo>:pull`), once per token
+ * lifetime; a second 401 is final.
+ */
+export class RegistryClient {
+  readonly ref: ImageReference;
+  readonly base: string;
+  readonly #options: RegistryClientOptions;
+  #token?: { value: string; expires: number };
+  #challenge?: Record<string, string>;
+
+  constructor(ref: ImageReference | string, options: RegistryClientOptions = {}) {
+    this.ref = typeof ref === "string" ? parseImageReference(ref) : ref;
+    this.base = registryBase(this.ref.registry);
+    this.#options = options;
+  }
+
+  /** What the image is called in messages. */
+  get label(): string {
+    return `${this.ref.registry}/${this.ref.repository}`;
+  }
+
+  blobUrl(hex: string): string {
+    return `${this.base}/v2/${this.ref.repository}/blobs/sha256:${hex}`;
+  }
+
+  /** Headers for a blob request: the current token, renewed when it is about to expire. */
+  async authHeaders(): Promise<Record<string, string>> {
+    if (this.#token !== undefined && Date.now() > this.#token.expires) await this.#renew();
+    return this.#token === undefined ? {} : { Authorization: `Bearer ${this.#token.value}` };
+  }
+
+  /** GETs (or HEADs) a manifest by tag or digest; `undefined` when the registry says 404. */
+  async manifest(
+    reference: string,
+    options: { head?: boolean } = {},
+  ): Promise<ManifestResponse | undefined> {
+    const url = `${this.base}/v2/${this.ref.repository}/manifests/${reference}`;
+    const res = await this.#request(url, {
+      method: options.head ? "HEAD" : "GET",
+      headers: { Accept: MANIFEST_ACCEPT },
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const mediaType = res.headers.get("content-type") ?? "";
+    const digest = res.headers.get("docker-content-digest") ?? undefined;
+    const bytes = options.head ? new Uint8Array() : await readLimited(res, url);
+    return { bytes, mediaType, ...(digest ? { digest } : {}) };
+  }
+
+  /** GETs a small blob (an image config), checked against its digest. */
+  async smallBlob(hex: string): Promise<Uint8Array> {
+    const url = this.blobUrl(hex);
+    const res = await this.#request(url, { method: "GET", headers: {} });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new RegistryError(`Registry ${q(this.ref.registry)} has no blob sha256:${hex}`, {
+        status: 404,
+      });
+    }
+    const bytes = await readLimited(res, url);
+    const actual = createHash("sha256").update(bytes).digest("hex");
+    if (actual !== hex) {
+      throw new DtkError(
+        `Blob ${formatHash(hex)} of ${q(this.label)} does not match its digest: the bytes hash to ${
+          formatHash(actual)
+        }`,
+      );
+    }
+    return bytes;
+  }
+
+  async #request(url: string, init: { method: string; headers: Record<string, string> }) {
+    const attempts = this.#options.attempts ?? 3;
+    let last: RegistryError | undefined;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        let res = await this.#fetch(url, init, await this.authHeaders());
+        if (res.status === 401) {
+          const challenge = parseBearerChallenge(res.headers.get("www-authenticate") ?? "");
+          await res.body?.cancel();
+          if (challenge === undefined) throw this.#refused("without a bearer challenge");
+          this.#challenge = challenge;
+          await this.#renew();
+          res = await this.#fetch(url, init, await this.authHeaders());
+          if (res.status === 401) {
+            await res.body?.cancel();
+            throw this.#refused("even with the token it gave");
+          }
+        }
+        if (res.ok || res.status === 404) return res;
+        await res.body?.cancel();
+        throw new RegistryError(`Registry answered HTTP ${res.status} for ${q(url)}`, {
+          status: res.status,
+          retryable: res.status >= 500 || res.status === 429,
+        });
+      } catch (error) {
+        if (!(error instanceof RegistryError) || !error.retryable) throw error;
+        last = error;
+        if (attempt < attempts) {
+          await new Promise((r) => setTimeout(r, (this.#options.backoffMs ?? 500) * 2 ** attempt));
+        }
+      }
+    }
+    throw last!;
+  }
+
+  async #fetch(
+    url: string,
+    init: { method: string; headers: Record<string, string> },
+    auth: Record<string, string>,
+  ): Promise<Response> {
+    const timeoutMs = this.#options.timeoutMs ?? 30_000;
+    const signals = [AbortSignal.timeout(timeoutMs)];
+    if (this.#options.signal) signals.push(this.#options.signal);
+    try {
+      return await fetch(url, {
+        method: init.method,
+        headers: { ...init.headers, ...auth },
+        signal: AbortSignal.any(signals),
+      });
+    } catch (error) {
+      if (this.#options.signal?.aborted) throw this.#options.signal.reason;
+      const why = (error as Error).name === "TimeoutError"
+        ? `no answer within ${timeoutMs / 1000} s`
+        : (error as Error).message.split("\n")[0];
+      throw new RegistryError(`Cannot reach the registry ${q(this.ref.registry)}: ${why}`, {
+        status: 0,
+        retryable: true,
+        hint: "Check the network; images already in the store need none (dtk fetch --offline)",
+        cause: error,
+      });
+    }
+  }
+
+  #refused(how: string): RegistryError {
+    return new RegistryError(
+      `Registry ${q(this.ref.registry)} refuses anonymous pulls of ${
+        q(this.ref.repository)
+      } (HTTP 401 ${how})`,
+      {
+        status: 401,
+        hint:
+          `dtk pulls anonymously: check the name at ${this.base}, or copy the image to a registry that allows it and point the config at that`,
+      },
+    );
+  }
+
+  async #renew(): Promise<void> {
+    const challenge = this.#challenge;
+    if (challenge === undefined) return;
+    let url: URL;
+    try {
+      url = new URL(challenge.realm ?? "");
+    } catch {
+      throw this.#refused(`with a bad token realm ${q(challenge.realm)}`);
+    }
+    if (challenge.service) url.searchParams.set("service", challenge.service);
+    url.searchParams.set("scope", challenge.scope ?? `repository:${this.ref.repository}:pull`);
+    const res = await this.#fetch(url.href, { method: "GET", headers: {} }, {});
+    if (!res.ok) {
+      await res.body?.cancel();
+      if (res.status >= 500) {
+        throw new RegistryError(`Token service ${q(url.origin)} answered HTTP ${res.status}`, {
+          status: res.status,
+          retryable: true,
+        });
+      }
+      throw this.#refused(`and its token service answered HTTP ${res.status}`);
+    }
+    const body = await res.json().catch(() => ({})) as {
+      token?: string;
+      access_token?: string;
+      expires_in?: number;
+    };
+    const value = body.token ?? body.access_token;
+    if (!value) throw this.#refused("and its token service gave no token");
+    // Renew at half the lifetime (default 60 s), so a long layer never starts on a dying token.
+    const lifetime = typeof body.expires_in === "number" && body.expires_in > 0
+      ? body.expires_in
+      : 60;
+    this.#token = { value, expires: Date.now() + lifetime * 500 };
+  }
+}
+
+async function readLimited(res: Response, url: string): Promise<Uint8Array> {
+  const length = Number(res.headers.get("content-length") ?? "0");
+  if (length > MAX_MANIFEST_BYTES) {
+    await res.body?.cancel();
+    throw invalid(q(url), `${length} bytes is too big`);
+  }
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (bytes.length > MAX_MANIFEST_BYTES) throw invalid(q(url), `${bytes.length} bytes is too big`);
+  return bytes;
 }

@@ -13,9 +13,12 @@
  */
 import { join } from "node:path";
 import type { Config } from "../lib/config/types.ts";
-import { resolveArtifacts } from "../lib/catalog/mod.ts";
+import { IMAGE_PINS, resolveArtifacts } from "../lib/catalog/mod.ts";
 import { DtkError, ExitCode, q } from "../lib/errors/mod.ts";
+import { PAUSE_IMAGE } from "../lib/render/_runtime.ts";
 import { ensureObject } from "./_download.ts";
+import { imageClosure } from "./_image.ts";
+import { pullImageManifests, resolveImages } from "./_image_pull.ts";
 import type { DownloadOptions, EnsureResult, FetchTarget } from "./_download.ts";
 import { ObjectStore } from "./_objects.ts";
 import { resolveLock } from "./_resolve.ts";
@@ -23,6 +26,7 @@ import type { ResolveResult } from "./_resolve.ts";
 import {
   artifactFileName,
   artifactHex,
+  isImageArtifact,
   type LockArtifact,
   type Lockfile,
   type LockRequest,
@@ -52,6 +56,16 @@ export {
   walkImage,
 } from "./_image.ts";
 export type { Descriptor, ImageEntry, ParsedImage } from "./_image.ts";
+export { pullImageManifests, resolveImage, resolveImages } from "./_image_pull.ts";
+export type { PullOptions, ResolveImagesOptions } from "./_image_pull.ts";
+
+/**
+ * The container images a config needs, by the reference the cluster uses: for now the sandbox
+ * image containerd is configured with.
+ */
+export function configImages(_config: Pick<Config, "addons">): string[] {
+  return [PAUSE_IMAGE];
+}
 export * from "./lockfile.ts";
 
 /** Opens (without creating) the store in `dir`. */
@@ -105,6 +119,10 @@ export interface LockOptions {
   warn?: (message: string) => void;
   info?: (message: string) => void;
   fetchText?: (url: string) => Promise<string>;
+  /** The images to lock; default `configImages(config)`. */
+  images?: readonly string[];
+  /** Built-in image digests; default `IMAGE_PINS`. */
+  imagePins?: Readonly<Record<string, string>>;
 }
 
 export interface LockOutcome extends ResolveResult {
@@ -131,6 +149,35 @@ export async function lockConfig(
     info: options.info,
     fetchText: options.fetchText,
   });
+  const images = await resolveImages(options.images ?? configImages(config), config.arch, {
+    previous: previous?.artifacts,
+    update: options.update,
+    warn: options.warn,
+    pins: options.imagePins ?? IMAGE_PINS,
+    timeoutMs: options.download?.stallTimeoutMs,
+    attempts: options.download?.attempts,
+    backoffMs: options.download?.backoffMs,
+    signal: options.download?.signal,
+  });
+  if (images.failures.length > 0) {
+    const lines = images.failures.sort((a, b) => a.name.localeCompare(b.name)).map((f) =>
+      f.message.split("\n").map((l, i) => `  ${i === 0 ? `${f.name}: ` : ""}${l}`).join("\n")
+    );
+    throw new DtkError(
+      `Cannot resolve ${images.failures.length} image(s); the lock was not written\n${
+        lines.join("\n")
+      }`,
+      {
+        hint:
+          "Check the network; or pin the digest by hand in dtk.lock (an image entry needs only ref and hash)",
+      },
+    );
+  }
+  result.lock.artifacts = { ...result.lock.artifacts, ...images.artifacts };
+  const before = previous?.artifacts ?? {};
+  const after = result.lock.artifacts;
+  result.changed = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n])).sort();
   const text = serializeLock(result.lock);
   if (text === previousText) return { ...result, written: false };
   if (options.frozen) {
@@ -149,9 +196,11 @@ export async function lockConfig(
   return { ...result, written: true };
 }
 
-/** The store targets of a lock. */
+/** The store targets of a lock's files (images are walked from their manifests instead). */
 export function lockTargets(lock: Lockfile): FetchTarget[] {
-  return Object.entries(lock.artifacts).map(([name, a]) => ({
+  return Object.entries(lock.artifacts).filter(([, a]) => !isImageArtifact(a)).map((
+    [name, a],
+  ) => ({
     name,
     hex: artifactHex(a),
     size: a.size,
@@ -186,7 +235,52 @@ export async function missingArtifacts(store: ObjectStore, lock: Lockfile): Prom
   for (const t of lockTargets(lock)) {
     if (await store.check(t.hex, t.size) !== "present") missing.push(t.name);
   }
-  return missing;
+  for (const [name, a] of Object.entries(lock.artifacts)) {
+    if (!isImageArtifact(a)) continue;
+    try {
+      await imageClosure(store, { name, ref: a.ref, hash: a.hash, manifest: a.manifest });
+    } catch (error) {
+      if (!(error instanceof DtkError)) throw error;
+      missing.push(name);
+    }
+  }
+  return missing.sort();
+}
+
+/**
+ * The index and manifest of each image, checked and stored, `jobs` images at once; returns the
+ * config and layer targets. Failures go to `errors`, so that the files still download.
+ */
+async function imageTargets(
+  lock: Lockfile,
+  options: EnsureOptions,
+  errors: unknown[],
+): Promise<FetchTarget[]> {
+  const queue = Object.entries(lock.artifacts).filter(([, a]) => isImageArtifact(a));
+  const out: FetchTarget[] = [];
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      const [name, artifact] = item;
+      if (!isImageArtifact(artifact)) continue;
+      try {
+        out.push(
+          ...await pullImageManifests(options.store, name, artifact, {
+            mirrors: options.mirrors,
+            log: options.log,
+            signal: options.signal,
+            timeoutMs: options.stallTimeoutMs,
+            attempts: options.attempts,
+            backoffMs: options.backoffMs,
+          }),
+        );
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        errors.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.jobs ?? 4, queue.length) }, worker));
+  return out;
 }
 
 /**
@@ -198,12 +292,12 @@ export async function ensureLock(lock: Lockfile, options: EnsureOptions): Promis
   const store = options.store;
   await store.init();
   if (options.lockPath !== undefined) await store.addRoot(options.lockPath);
-  const targets = lockTargets(lock);
+  const errors: unknown[] = [];
+  const targets = [...lockTargets(lock), ...await imageTargets(lock, options, errors)];
   const byHash = new Map<string, FetchTarget[]>();
   for (const t of targets) byHash.set(t.hex, [...(byHash.get(t.hex) ?? []), t]);
   const queue = [...byHash.values()];
   const results: EnsureResult[] = [];
-  const errors: unknown[] = [];
   const worker = async () => {
     for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
       for (const target of group) {

@@ -32,6 +32,16 @@ export const ARTIFACT_KINDS: readonly ArtifactKind[] = [
 export type ArtifactArch = Arch | "noarch";
 
 /**
+ * Built-in image digests: what the tag resolved to (the multi-arch index) when dtk was
+ * released, so that `dtk lock` of the default config needs no network. `dtk fetch` picks the
+ * arch's manifest from the index, which this digest pins too.
+ */
+export const IMAGE_PINS: Readonly<Record<string, string>> = {
+  "registry.k8s.io/pause:3.10":
+    "sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a",
+};
+
+/**
  * Where the publisher states the sha256 of an artifact.
  *
  * - `file`: a checksum file: a bare hex digest (`.sha256`), GNU `sha256sum` lines

@@ -204,8 +204,18 @@ Deno.test("dtk lock: pinned entries offline, --frozen fails without writing, ver
     const text = await Deno.readTextFile(lockPath);
     assert.ok(text.endsWith("}\n"));
     const lock = (await readLock(lockPath))!;
-    assert.equal(Object.keys(lock.artifacts).length, 14);
+    assert.equal(Object.keys(lock.artifacts).length, 15);
     assert.ok(Object.values(lock.artifacts).every((a) => a.source === "pinned"));
+    assert.deepEqual(lock.artifacts["registry.k8s.io+pause@3.10"], {
+      version: "3.10",
+      kind: "image",
+      arch: "amd64",
+      urls: [],
+      hash: "sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a",
+      size: null,
+      source: "pinned",
+      ref: "registry.k8s.io/pause:3.10",
+    });
     assert.equal(
       lock.artifacts["kube-apiserver"]?.hash,
       "sha256:999e4874de50139f40929d6a9f4844efc66ad09647dc0e84031daca4711f12b6",
