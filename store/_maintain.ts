@@ -11,7 +11,17 @@ import { ensureObject } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
 import { formatHash, hashFile } from "./_hash.ts";
 import type { ObjectStore } from "./_objects.ts";
-import { artifactFileName, artifactHex, readLock, writeLock } from "./lockfile.ts";
+import { imageClosure, walkImage } from "./_image.ts";
+import { pullImageManifests } from "./_image_pull.ts";
+import type { ClosureBlob } from "../lib/registry/_index.ts";
+import {
+  artifactFileName,
+  artifactHex,
+  type ImageArtifact,
+  isImageArtifact,
+  readLock,
+  writeLock,
+} from "./lockfile.ts";
 import type { Lockfile } from "./lockfile.ts";
 
 export interface VerifyEntry {
@@ -103,12 +113,22 @@ export async function liveHashes(store: ObjectStore): Promise<{
       stale.push({ path: record.path, file });
       continue;
     }
-    for (const artifact of Object.values(lock.artifacts)) {
-      const hex = artifactHex(artifact);
-      live.set(hex, [...(live.get(hex) ?? []), record.path]);
+    for (const [name, artifact] of Object.entries(lock.artifacts)) {
+      const hexes = new Set([artifactHex(artifact)]);
+      // An image keeps every blob its manifests name that the store holds.
+      if (isImageArtifact(artifact)) {
+        const blobs = await walkImage(store, imageEntry(name, artifact), { partial: true })
+          .catch(() => []);
+        for (const b of blobs) hexes.add(b.digest.slice(7));
+      }
+      for (const hex of hexes) live.set(hex, [...(live.get(hex) ?? []), record.path]);
     }
   }
   return { live, stale };
+}
+
+function imageEntry(name: string, a: ImageArtifact) {
+  return { name, ref: a.ref, hash: a.hash, ...(a.manifest ? { manifest: a.manifest } : {}) };
 }
 
 /** Removes objects no root needs, stale roots, and partial downloads older than a day. */
@@ -170,15 +190,34 @@ export async function addFile(
   return { hex, size, status: result.status === "fetched" ? "added" : "present" };
 }
 
-/** Copies the objects a lock needs, and the lock, to `dir/sha256/<hex>` and `dir/dtk.lock`. */
+/**
+ * Copies the objects a lock needs (every blob of each image), and the lock, to `dir/sha256/<hex>`
+ * and `dir/dtk.lock`. With `oci`, the folder is also an OCI image layout of the lock's images
+ * (`oci-layout`, `index.json` naming each by its ref, `blobs/sha256/` linked to the objects).
+ */
 export async function exportLock(
   store: ObjectStore,
   lock: Lockfile,
   dir: string,
-): Promise<{ objects: number; bytes: number; missing: string[] }> {
+  options: { oci?: boolean } = {},
+): Promise<{ objects: number; bytes: number; missing: string[]; images: number }> {
   const missing: string[] = [];
+  const hexes = new Set<string>();
+  const images: { ref: string; top: ClosureBlob }[] = [];
   for (const [name, artifact] of Object.entries(lock.artifacts)) {
+    if (isImageArtifact(artifact)) {
+      try {
+        const blobs = await imageClosure(store, imageEntry(name, artifact));
+        for (const b of blobs) hexes.add(b.digest.slice(7));
+        images.push({ ref: artifact.ref, top: blobs[0]! });
+      } catch (error) {
+        if (!(error instanceof DtkError)) throw error;
+        missing.push(name);
+      }
+      continue;
+    }
     if (await store.check(artifactHex(artifact), artifact.size) !== "present") missing.push(name);
+    hexes.add(artifactHex(artifact));
   }
   if (missing.length > 0) {
     throw new DtkError(
@@ -191,8 +230,7 @@ export async function exportLock(
   await Deno.mkdir(join(dir, "sha256"), { recursive: true });
   let objects = 0;
   let bytes = 0;
-  for (const artifact of Object.values(lock.artifacts)) {
-    const hex = artifactHex(artifact);
+  for (const hex of [...hexes].sort()) {
     const target = join(dir, "sha256", hex);
     const have = await Deno.stat(target).then((s) => s.size, () => -1);
     const size = await store.size(hex);
@@ -211,9 +249,63 @@ export async function exportLock(
   await writeFileAtomic(
     join(dir, "README.txt"),
     "dtk export: objects by sha256 and the lock that names them.\n" +
-      "On the other machine: dtk store import <this folder>, or use it as a mirror: dtk fetch --mirror <this folder>\n",
+      "On the other machine: dtk store import <this folder>, or use it as a mirror: dtk fetch --mirror <this folder>\n" +
+      (options.oci
+        ? "It is also an OCI image layout of the lock's images (skopeo oci:<this folder>:<ref>, ctr import).\n"
+        : ""),
   );
-  return { objects, bytes, missing };
+  if (options.oci) await writeOciLayout(dir, images);
+  return { objects, bytes, missing, images: images.length };
+}
+
+/**
+ * The OCI image layout over `dir/sha256/`: blobs are hard links to the exported objects (a copy
+ * where links are refused), and `index.json` names each image by its full ref, both as the OCI
+ * annotation (skopeo, crane) and as containerd's (`ctr import`).
+ */
+async function writeOciLayout(
+  dir: string,
+  images: readonly { ref: string; top: ClosureBlob }[],
+): Promise<void> {
+  const blobs = join(dir, "blobs", "sha256");
+  await Deno.mkdir(blobs, { recursive: true });
+  for await (const entry of Deno.readDir(join(dir, "sha256"))) {
+    if (!/^[0-9a-f]{64}$/.test(entry.name)) continue;
+    const target = join(blobs, entry.name);
+    if (await Deno.lstat(target).then(() => true, () => false)) continue;
+    try {
+      await Deno.link(join(dir, "sha256", entry.name), target);
+    } catch {
+      const temp = `${target}.tmp-${Deno.pid}`;
+      await Deno.copyFile(join(dir, "sha256", entry.name), temp);
+      await Deno.rename(temp, target);
+    }
+  }
+  const manifests = images.map(({ ref, top }) => ({
+    mediaType: top.mediaType,
+    digest: top.digest,
+    size: top.size,
+    annotations: {
+      "io.containerd.image.name": ref,
+      "org.opencontainers.image.ref.name": ref,
+    },
+  })).sort((a, b) =>
+    a.annotations["org.opencontainers.image.ref.name"].localeCompare(
+      b.annotations["org.opencontainers.image.ref.name"],
+    )
+  );
+  await writeFileAtomic(
+    join(dir, "oci-layout"),
+    JSON.stringify({ imageLayoutVersion: "1.0.0" }) + "\n",
+  );
+  await writeFileAtomic(
+    join(dir, "index.json"),
+    JSON.stringify(
+      { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests },
+      null,
+      2,
+    ) + "\n",
+  );
 }
 
 /**
@@ -233,6 +325,22 @@ export async function importDir(
   let imported = 0;
   let present = 0;
   for (const [name, artifact] of Object.entries(lock.artifacts)) {
+    if (isImageArtifact(artifact)) {
+      const targets = await pullImageManifests(store, name, artifact, {
+        mirrors: [dir],
+        registry: false,
+      });
+      for (const target of targets) {
+        const result = await ensureObject(store, target, {
+          mirrors: [dir],
+          attempts: 1,
+          onProgress: options.onProgress,
+        });
+        if (result.status === "fetched") imported++;
+        else present++;
+      }
+      continue;
+    }
     const result = await ensureObject(store, {
       name,
       hex: artifactHex(artifact),

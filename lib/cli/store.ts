@@ -29,6 +29,7 @@ import {
   formatHash,
   gcStore,
   importDir,
+  isImageArtifact,
   liveHashes,
   lockConfig,
   mirrorList,
@@ -41,6 +42,7 @@ import {
   requireLock,
   shortHash,
   verifyObjects,
+  walkImage,
   writeLock,
 } from "../../store/mod.ts";
 
@@ -341,6 +343,7 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
           versions: meta?.versions ?? [],
           size,
           locks: live.get(hex) ?? [],
+          ...(meta?.mediaType ? { mediaType: meta.mediaType } : {}),
         });
       }
       if (globals.json) {
@@ -374,9 +377,12 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
     .option("--mirror <url>", "Mirror for --repair (repeatable)", collect, [] as string[])
     .action(async (artifacts, opts, cmd) => {
       const { globals, config, store: s } = await context(ctx, cmd as unknown as Command);
-      const hexes = artifacts.length === 0
-        ? await s.list()
-        : await Promise.all(artifacts.map((a) => lookup(ctx, config, s, a, opts.lock)));
+      const hexes = artifacts.length === 0 ? await s.list() : [
+        ...new Set(
+          (await Promise.all(artifacts.map((a) => lookupBlobs(ctx, config, s, a, opts.lock))))
+            .flat(),
+        ),
+      ];
       const started = performance.now();
       let bytes = 0;
       const report = await verifyObjects(s, hexes, {
@@ -464,14 +470,16 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
     .description("Copy the objects a lock needs, and the lock, to a folder (for offline machines)")
     .argument("<dir>", "Target folder")
     .option("--lock <file>", "Lock file (default: dtk.lock beside the config)")
+    .option("--oci", "Also make the folder an OCI image layout of the lock's images")
     .action(async (dir, opts, cmd) => {
       const { config, store: s } = await context(ctx, cmd as unknown as Command);
       const path = opts.lock ? resolve(ctx.cwd, opts.lock) : lockPath(config);
       const lock = await requireLock(path);
-      const result = await exportLock(s, lock, resolve(ctx.cwd, dir));
+      const result = await exportLock(s, lock, resolve(ctx.cwd, dir), { oci: opts.oci });
       ctx.out.success(
         `Exported ${Object.keys(lock.artifacts).length} artifacts to ${dir} ` +
-          `(${result.objects} copied, ${formatBytes(result.bytes)})`,
+          `(${result.objects} copied, ${formatBytes(result.bytes)})` +
+          (opts.oci ? `; OCI layout of ${result.images} image(s)` : ""),
       );
     });
 
@@ -501,6 +509,23 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         `Imported ${result.imported} objects (${result.present} already present); lock: ${target}`,
       );
     });
+}
+
+/** Like `lookup`, but an image's lock name gives every blob of the image the store holds. */
+async function lookupBlobs(
+  ctx: CliContext,
+  config: Config,
+  store: ObjectStore,
+  what: string,
+  lockFile: string | undefined,
+): Promise<string[]> {
+  const hex = await lookup(ctx, config, store, what, lockFile);
+  const lock = await readLock(lockFile ? resolve(ctx.cwd, lockFile) : lockPath(config));
+  const entry = lock?.artifacts[what];
+  if (entry === undefined || !isImageArtifact(entry)) return [hex];
+  const blobs = await walkImage(store, { name: what, ...entry }, { partial: true })
+    .catch(() => []);
+  return [hex, ...blobs.map((b) => b.digest.slice(7)).filter((h) => h !== hex)];
 }
 
 /** A lock name or a hash (full, or a unique prefix of 8+ hex digits) → the object hash. */

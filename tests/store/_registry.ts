@@ -171,8 +171,12 @@ export class TestRegistry {
     });
   }
 
-  async close(): Promise<void> {
-    await this.#server.shutdown();
+  #closed?: Promise<void>;
+
+  /** Stops the server (again: a no-op). */
+  close(): Promise<void> {
+    this.#closed ??= this.#server.shutdown();
+    return this.#closed;
   }
 }
 

@@ -8,13 +8,17 @@ import { join } from "node:path";
 import { DtkError, IntegrityError } from "../../lib/errors/mod.ts";
 import {
   ensureLock,
+  exportLock,
+  gcStore,
   imageArtifactName,
   imageClosure,
+  importDir,
   type LockArtifact,
   type Lockfile,
   missingArtifacts,
   ObjectStore,
   resolveImages,
+  writeLock,
 } from "../../store/mod.ts";
 import { OCI_INDEX, TestRegistry } from "./_registry.ts";
 
@@ -278,5 +282,47 @@ Deno.test("refused: a lock naming an image the registry no longer has", async ()
         /removed upstream/.test(e.hint ?? ""),
     );
     await assertNothingStored(store);
+  });
+});
+
+Deno.test("gc keeps every blob of a locked image; export (with --oci) and import carry images", async () => {
+  await withEnv(async ({ registry, store, dir }) => {
+    const a = registry.add("a", "1", { layers: 3, seed: 1 });
+    const b = registry.add("b", "1", { layers: 2, seed: 2 });
+    const lock = await lockOf(registry, [`${registry.host}/a:1`, `${registry.host}/b:1`]);
+    const lockFile = join(dir, "dtk.lock");
+    await writeLock(lockFile, lock);
+    await ensureLock(lock, { store, ...fast, lockPath: lockFile });
+    const all = [a, b].flatMap((x) => [x.top, x.amd64, ...x.blobs]);
+    assert.equal((await gcStore(store)).removed.length, 0);
+    assert.deepEqual((await store.list()).sort(), all.map((d) => d.slice(7)).sort());
+    // Export and import into an empty store, with the registry gone.
+    const out = join(dir, "out");
+    const exported = await exportLock(store, lock, out, { oci: true });
+    assert.equal(exported.images, 2);
+    assert.equal(exported.objects, all.length);
+    const index = JSON.parse(await Deno.readTextFile(join(out, "index.json")));
+    assert.deepEqual(
+      index.manifests.map((m: { digest: string }) => m.digest),
+      [a.top, b.top],
+    );
+    assert.equal(
+      index.manifests[0].annotations["org.opencontainers.image.ref.name"],
+      `${registry.host}/a:1`,
+    );
+    await registry.close();
+    const other = new ObjectStore(join(dir, "other"));
+    const imported = await importDir(other, out);
+    assert.equal(imported.imported, all.length - 4);
+    assert.deepEqual((await other.list()).sort(), all.map((d) => d.slice(7)).sort());
+    assert.deepEqual(await missingArtifacts(other, lock), []);
+    // Drop image b from the lock: gc removes its blobs only.
+    const { [imageArtifactName(`${registry.host}/b:1`)]: _dropped, ...rest } = lock.artifacts;
+    await writeLock(lockFile, { version: 1, artifacts: rest });
+    const gc = await gcStore(store);
+    assert.deepEqual(
+      gc.removed.map((r) => r.hex).sort(),
+      [b.top, b.amd64, ...b.blobs].map((d) => d.slice(7)).sort(),
+    );
   });
 });
