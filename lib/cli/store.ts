@@ -18,6 +18,7 @@ import {
 } from "../errors/mod.ts";
 import { lockPath, storeDir } from "../paths/mod.ts";
 import { formatBytes, type Output, table } from "../ui/mod.ts";
+import { unlistedCharts, whyImage } from "../addons/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import {
   addFile,
@@ -196,7 +197,15 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
     .description("Write or refresh dtk.lock from the config: every artifact with its sha256")
     .option("--update", "Re-resolve every artifact, not only new and changed ones")
     .option("--frozen", "Fail, changing nothing, when the lock would change")
-    .action(async function (this: Command, opts: { update?: boolean; frozen?: boolean }) {
+    .option(
+      "--why <image>",
+      "Say what needs an image (sandbox, control plane or add-on); change nothing",
+    )
+    .action(async function (
+      this: Command,
+      opts: { update?: boolean; frozen?: boolean; why?: string },
+    ) {
+      if (opts.why !== undefined) return await explainImage(ctx, this, opts.why);
       const { config, store } = await context(ctx, this);
       const path = lockPath(config);
       const outcome = await lockConfig(config, {
@@ -551,4 +560,54 @@ async function lookup(
   throw new UsageError(`No artifact ${q(what)} in ${q(path)} or the store`, {
     hint: "Use a lock name (see dtk store ls) or a sha256",
   });
+}
+
+/** `dtk lock --why IMAGE`: who in the config needs an image; exit 1 when nothing does. */
+async function explainImage(ctx: CliContext, cmd: Command, ref: string): Promise<void> {
+  const globals = cmd.optsWithGlobals() as GlobalOptions;
+  const config = await ctx.loadConfig(globals);
+  for (const gap of unlistedCharts(config)) {
+    ctx.out.warn(
+      `add-on ${q(gap.addon)} chart ${
+        q(gap.version)
+      } has no image list: its images were not searched`,
+    );
+  }
+  const who = whyImage(config, ref);
+  if (globals.json) {
+    ctx.out.data(JSON.stringify(
+      {
+        image: ref,
+        neededBy: who.map((w) => ({
+          addon: w.addon,
+          ref: w.ref,
+          ...(w.digest === undefined ? {} : { digest: w.digest }),
+          ...(w.via === undefined ? {} : { via: w.via }),
+        })),
+      },
+      null,
+      2,
+    ));
+  } else if (who.length > 0) {
+    ctx.out.data(table(
+      ["NEEDED BY", "IMAGE", "HOW"],
+      who.map((w) => [
+        w.addon,
+        w.digest === undefined ? w.ref : `${w.ref}@${w.digest}`,
+        w.via ??
+          (w.addon === "sandbox"
+            ? "containerd sandbox image"
+            : w.addon === "control-plane"
+            ? "static pod"
+            : "chart"),
+      ]),
+    ));
+  }
+  if (who.length === 0) {
+    throw new DtkError(`No part of the config needs image ${q(ref)}`, {
+      exitCode: ExitCode.failure,
+      hint: "dtk lock locks the sandbox image, the static control plane pods' images and the " +
+        "enabled add-ons' images; check the name and tag, or enable the add-on that runs it",
+    });
+  }
 }
