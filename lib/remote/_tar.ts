@@ -5,6 +5,8 @@
  * @module
  */
 
+import { DtkError, q } from "../errors/mod.ts";
+
 const encoder = new TextEncoder();
 
 export interface TarEntry {
@@ -38,17 +40,50 @@ function splitName(path: string): [string, string] | undefined {
   return undefined;
 }
 
-/** A PAX record `"<len> path=<value>\n"`, where len counts the whole record. */
+/**
+ * A PAX record `"<len> path=<value>\n"`, where len is the whole record's length in bytes
+ * (digits included), as POSIX defines it: never a count of UTF-16 code units.
+ */
 function paxRecord(key: string, value: string): Uint8Array {
-  const body = ` ${key}=${value}\n`;
-  let length = encoder.encode(body).length;
-  while (`${length}${body}`.length !== length) length = encoder.encode(`${length}${body}`).length;
-  return encoder.encode(`${length}${body}`);
+  const body = encoder.encode(` ${key}=${value}\n`).length;
+  let length = body + 1;
+  while (String(length).length + body !== length) length = String(length).length + body;
+  return encoder.encode(`${length} ${key}=${value}\n`);
+}
+
+/** The longest start of `text` that fits in `bytes` UTF-8 bytes, cut between characters. */
+function truncateBytes(text: string, bytes: number): string {
+  let out = "";
+  let size = 0;
+  for (const c of text) {
+    const n = encoder.encode(c).length;
+    if (size + n > bytes) break;
+    out += c;
+    size += n;
+  }
+  return out;
+}
+
+/**
+ * Why `name` cannot be a member of an archive that is unpacked as root on a node, or undefined:
+ * it must be relative, without `..`, NUL or empty components, so it lands under the folder
+ * `tar -x` runs in.
+ */
+export function tarNameProblem(name: string): string | undefined {
+  if (name === "") return "empty";
+  if (name.includes("\0")) return "contains a NUL byte";
+  if (name.startsWith("/")) return "absolute";
+  const parts = name.split("/");
+  if (parts.includes("..")) return 'contains ".."';
+  if (parts.some((p, i) => p === "" && i !== parts.length - 1)) return "has an empty component";
+  return undefined;
 }
 
 function header(entry: TarEntry, mtime: number, type = "0"): Uint8Array {
   const block = new Uint8Array(512);
-  const [prefix, name] = splitName(entry.name) ?? ["", entry.name.slice(-99)];
+  // A name too long for ustar is in the PAX header before this one; this field is only what
+  // a tar without PAX support shows.
+  const [prefix, name] = splitName(entry.name) ?? ["", truncateBytes(entry.name, 100)];
   field(block, 0, 100, name);
   field(block, 100, 8, octalField(entry.mode & 0o7777, 8));
   field(block, 108, 8, octalField(0, 8));
@@ -75,6 +110,12 @@ export function tarArchive(
   // Names beyond ustar's 255 bytes go into a PAX extended header before the entry.
   const blocks: { header: Uint8Array; data: Uint8Array }[] = [];
   for (const entry of entries) {
+    const problem = tarNameProblem(entry.name);
+    if (problem !== undefined) {
+      throw new DtkError(`Cannot put ${q(entry.name)} in a tar archive: the name is ${problem}`, {
+        hint: "This is a bug in dtk: file names it ships to a node are relative paths",
+      });
+    }
     if (splitName(entry.name) === undefined) {
       const data = paxRecord("path", entry.name);
       blocks.push({
