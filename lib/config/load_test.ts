@@ -80,11 +80,11 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
     name: "YAML syntax error",
     yaml: "k8s:\n  cluster-cidr: [10.200.0.0/16\n",
     expected: [[
-      3,
-      1,
+      2,
+      17,
       "",
-      "Invalid YAML: flow sequence in block collection must be sufficiently indented and end with a ]",
-      "Fix the YAML syntax",
+      'Invalid YAML: this "[" is never closed',
+      'Close it with "]" (a plain value that starts with "[" must be quoted)',
     ]],
   },
   {
@@ -513,6 +513,48 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
       "kvm.libvirt-network",
       '"kvm.libvirt-network" must be a libvirt network name (letters, digits, ".", "_", "-", at most 64), found "default,type=direct,source=eth0"',
       "List the networks with: virsh net-list --all",
+    ]],
+  },
+  {
+    name: "unclosed flow sequence: at the [, not at the end of the file",
+    yaml: "virt: kvm\naddons: [cilium, coredns\n\nvms:\n- name: vm1\n",
+    expected: [[
+      2,
+      9,
+      "",
+      'Invalid YAML: this "[" is never closed',
+      'Close it with "]" (a plain value that starts with "[" must be quoted)',
+    ]],
+  },
+  {
+    name: "unclosed flow map inside a block map, and a sequence inside it",
+    yaml: "k8s:\n  containerd-mirror: {name: x, config: [a\ncluster:\n  name: a\n",
+    expected: [
+      [
+        2,
+        22,
+        "",
+        'Invalid YAML: this "{" is never closed',
+        'Close it with "}" (a plain value that starts with "{" must be quoted)',
+      ],
+      [
+        2,
+        40,
+        "",
+        'Invalid YAML: this "[" is never closed',
+        'Close it with "]" (a plain value that starts with "[" must be quoted)',
+      ],
+    ],
+  },
+  {
+    name: "unclosed double quote: at the quote",
+    yaml: 'cluster:\n  name: "dtk\nvms: []\n',
+    expected: [[
+      2,
+      9,
+      "",
+      'Invalid YAML: this "\\"" is never closed',
+      "End the value with the same quote",
     ]],
   },
   {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser } from "yaml";
 import defaultText from "../../config.yaml" with { type: "text" };
 import { ConfigError, type ConfigIssue, q } from "../errors/mod.ts";
 import type {
@@ -270,7 +270,33 @@ export function parseConfig(text: string, options: ParseOptions): LoadedConfig {
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   const allowHidden = options.allowTestDrivers ?? Deno.env.get("DTK_TEST_DRIVERS") === "1";
   const decoder = new Decoder(options.file, counter, allowHidden);
+  const openers = doc.errors.length > 0 ? unclosedOpeners(text) : [];
   for (const error of doc.errors) {
+    // The parser notices an unclosed "[", "{" or quote only where the file (or the block)
+    // ends: the place to fix is where it opened.
+    const kind = /^Flow sequence/.test(error.message)
+      ? "["
+      : /^Flow map/.test(error.message)
+      ? "{"
+      : /^Missing closing "quote/.test(error.message)
+      ? '"'
+      : /^Missing closing 'quote/.test(error.message)
+      ? "'"
+      : undefined;
+    const opener = kind === undefined ? -1 : openers.findIndex((o) => o.char === kind);
+    if (opener >= 0) {
+      const { offset, char } = openers.splice(opener, 1)[0]!;
+      const close = char === "[" ? "]" : char === "{" ? "}" : char;
+      decoder.issueAt(
+        decoder.at(offset),
+        "",
+        `Invalid YAML: this ${q(char)} is never closed`,
+        char === "[" || char === "{"
+          ? `Close it with ${q(close)} (a plain value that starts with ${q(char)} must be quoted)`
+          : "End the value with the same quote",
+      );
+      continue;
+    }
     const pos = decoder.at(error.pos[0]);
     const duplicate = error.code === "DUPLICATE_KEY";
     decoder.issueAt(
@@ -280,7 +306,11 @@ export function parseConfig(text: string, options: ParseOptions): LoadedConfig {
       duplicate ? "Remove or merge one of the two entries" : "Fix the YAML syntax",
     );
   }
-  if (decoder.issues.length > 0) throw new ConfigError(decoder.issues);
+  if (decoder.issues.length > 0) {
+    throw new ConfigError(
+      [...decoder.issues].sort((a, b) => a.line - b.line || a.column - b.column),
+    );
+  }
   decoder.mark("", doc.contents);
   const raw = decoder.decodeMap(doc.contents ?? undefined, SCHEMA, "");
   const source: ConfigSource = {
@@ -302,6 +332,47 @@ export function parseConfig(text: string, options: ParseOptions): LoadedConfig {
     throw new ConfigError(sorted);
   }
   return { config, warnings: decoder.warnings };
+}
+
+/**
+ * Flow collections and quoted scalars that never close, innermost first, from the YAML CST:
+ * where the `[`, `{` or quote that needs closing is.
+ */
+function unclosedOpeners(text: string): { offset: number; char: string }[] {
+  const found: { offset: number; char: string; depth: number }[] = [];
+  const walk = (node: unknown, depth: number): void => {
+    if (node === null || typeof node !== "object") return;
+    const token = node as {
+      type?: string;
+      offset?: number;
+      source?: string;
+      start?: { source?: string; offset?: number };
+      end?: { source?: string }[];
+    };
+    if (token.type === "flow-collection" && token.start?.offset !== undefined) {
+      const open = token.start.source ?? "";
+      const close = open === "[" ? "]" : "}";
+      if (!(token.end ?? []).some((t) => t.source === close)) {
+        found.push({ offset: token.start.offset, char: open, depth });
+      }
+    }
+    if (
+      (token.type === "double-quoted-scalar" || token.type === "single-quoted-scalar") &&
+      token.offset !== undefined
+    ) {
+      const quote = token.type === "double-quoted-scalar" ? '"' : "'";
+      const source = token.source ?? "";
+      if (source.length < 2 || !source.endsWith(quote)) {
+        found.push({ offset: token.offset, char: quote, depth });
+      }
+    }
+    for (const value of Object.values(node)) {
+      if (Array.isArray(value)) { for (const v of value) walk(v, depth + 1); }
+      else if (value !== null && typeof value === "object") walk(value, depth + 1);
+    }
+  };
+  for (const token of new Parser().parse(text)) walk(token, 0);
+  return found.sort((a, b) => b.depth - a.depth || b.offset - a.offset);
 }
 
 function yamlMessage(message: string): string {

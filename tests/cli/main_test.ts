@@ -40,7 +40,8 @@ Deno.test("main: a broken ./config.yaml is exit 2 with file:line:column", async 
     const r = await dtk(["config", "check"], { cwd: dir });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^error: Invalid config: Invalid YAML/m);
-    assert.match(r.stderr, /config\.yaml:2:1/);
+    // Where the "[" opened, not where the file ends.
+    assert.match(r.stderr, /config\.yaml:1:7/);
     assert.match(r.stderr, /^hint: /m);
   });
 });
@@ -51,7 +52,8 @@ Deno.test("main: config check --json reports issues as data", async () => {
     assert.equal(r.code, 2);
     const data = JSON.parse(r.stdout);
     assert.equal(data.valid, false);
-    assert.equal(data.issues[0].line, 2);
+    assert.equal(data.issues[0].line, 1);
+    assert.equal(data.issues[0].column, 7);
   });
 });
 
