@@ -17,6 +17,7 @@ import type { CliContext, GlobalOptions } from "./context.ts";
 import type { RunLog } from "../runlog/mod.ts";
 import { withRunLog } from "./_runlog.ts";
 import { registerVmCommands } from "./vm.ts";
+import { registerStatusCommands } from "./status.ts";
 
 /** `true`/`false`/`1`/`0`, as the original's `--create-template` and `--create-vms` take. */
 export function parseBool(value: string): boolean {
@@ -217,6 +218,9 @@ is touched (exit 3).`,
   };
 
   registerVmCommands(cluster as unknown as Command, ctx, {
+    driver: (config: Config, c: CliContext) => driverFor(config, c),
+  });
+  registerStatusCommands(cluster as unknown as Command, ctx, {
     driver: (config: Config, c: CliContext) => driverFor(config, c),
   });
 
