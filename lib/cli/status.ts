@@ -175,12 +175,12 @@ answer in time is named. Exit codes: 0 healthy, 1 degraded, 2 could not check.`,
           Deno.removeSignalListener("SIGINT", onSignal);
         }
       }
-      verdict(ctx, report!);
+      verdict(report!);
     });
 }
 
 /** Ends the command with the report's exit code. */
-function verdict(ctx: CliContext, report: StatusReport): void {
+function verdict(report: StatusReport): void {
   if (report.exitCode === 0) return;
   const byName = new Map(report.results.map((r) => [r.name, r]));
   const named = report.problems.map((n) => `${n} (${byName.get(n)?.summary ?? ""})`).join("; ");
