@@ -1,0 +1,107 @@
+/**
+ * Images with real components: Debian's `docker-registry` as the upstream, seeded with images the
+ * test builds (tests/harness/images.ts) and pushes with `skopeo copy`; `dtk lock` + `dtk fetch`
+ * into a store; the upstream stopped; then served by lib/registry over `imageClosure` and read back
+ * with `skopeo inspect` and `skopeo copy`, and from `dtk store export --oci` with skopeo's `oci:`
+ * transport. Every digest must equal the upstream's.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { lockedImages, RegistryIndex, startRegistry } from "../../lib/registry/mod.ts";
+import {
+  ensureLock,
+  exportLock,
+  imageArtifactName,
+  imageClosure,
+  type Lockfile,
+  ObjectStore,
+  resolveImages,
+} from "../../store/mod.ts";
+import { writeTestImages } from "../harness/images.ts";
+import { missingTools, push, skopeo, startUpstream } from "./_upstream.ts";
+
+const missing = await missingTools(["docker-registry", "skopeo", "tar"]);
+if (!(await Deno.stat("/bin/busybox").then(() => true, () => false))) missing.push("busybox");
+const skip = missing.length ? ` (skipped: ${missing.join(", ")} not installed)` : "";
+
+async function inspect(target: string, tls = true): Promise<{ Digest: string }> {
+  // --no-tags: dtk's registry serves manifests and blobs, not the tag list skopeo would add.
+  const flags = [...(tls ? [] : ["--tls-verify=false"]), "--no-tags"];
+  const r = await skopeo(["inspect", ...flags, target]);
+  assert.equal(r.code, 0, `skopeo inspect ${target}:\n${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+Deno.test({
+  name:
+    `images: docker-registry → dtk lock + fetch → upstream stopped → dtk's registry and an OCI export serve the same digests to skopeo${skip}`,
+  ignore: missing.length > 0,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "dtk-image-real-" });
+    const up = await startUpstream(join(dir, "upstream"));
+    try {
+      const tar = join(dir, "images.tar");
+      await writeTestImages(tar);
+      const layout = join(dir, "layout");
+      await Deno.mkdir(layout);
+      const untar = await new Deno.Command("tar", { args: ["-xf", tar, "-C", layout] }).output();
+      assert.equal(untar.code, 0);
+      const refs = [`${up.host}/pause:3.10`, `${up.host}/team/box:1`];
+      await push(layout, "3.10", refs[0]!);
+      await push(layout, "1", refs[1]!);
+      const upstream = await Promise.all(
+        refs.map((r) => inspect(`docker://${r}`, false).then((i) => i.Digest)),
+      );
+
+      const resolved = await resolveImages(refs, "amd64", {});
+      assert.deepEqual(resolved.failures, []);
+      const lock: Lockfile = { version: 1, artifacts: resolved.artifacts };
+      for (const [i, ref] of refs.entries()) {
+        const entry = lock.artifacts[imageArtifactName(ref)]!;
+        assert.equal(entry.hash, upstream[i], `the lock pins what the upstream serves for ${ref}`);
+        assert.equal(entry.source, "registry");
+        assert.ok((entry.size ?? 0) > 100_000, "manifest + config + the busybox layer");
+      }
+      const store = new ObjectStore(join(dir, "store"));
+      const summary = await ensureLock(lock, { store, jobs: 4 });
+      assert.ok(summary.fetched >= 3, `fetched ${summary.fetched}`);
+
+      await up.stop();
+      // With the upstream gone, a second fetch finds everything present.
+      assert.equal((await ensureLock(lock, { store })).fetched, 0);
+
+      const index = await RegistryIndex.build(lockedImages(lock), (e) => imageClosure(store, e));
+      const server = startRegistry(index, {
+        hostname: "127.0.0.1",
+        port: 0,
+        objectPath: (hex) => store.objectPath(hex),
+      });
+      try {
+        const served = await inspect(`docker://${server.address}/pause:3.10`, false);
+        assert.equal(served.Digest, upstream[0]);
+        const out = join(dir, "copied");
+        const copy = await skopeo([
+          "copy",
+          "--src-tls-verify=false",
+          `docker://${server.address}/team/box:1`,
+          `oci:${out}:box`,
+        ]);
+        assert.equal(copy.code, 0, copy.stderr);
+        const copied = JSON.parse(await Deno.readTextFile(join(out, "index.json")));
+        assert.equal(copied.manifests[0].digest, upstream[1]);
+      } finally {
+        await server.shutdown();
+      }
+
+      const exported = join(dir, "export");
+      await exportLock(store, lock, exported, { oci: true });
+      for (const [i, ref] of refs.entries()) {
+        assert.equal((await inspect(`oci:${exported}:${ref}`)).Digest, upstream[i]);
+      }
+    } finally {
+      await up.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
