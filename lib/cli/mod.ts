@@ -16,6 +16,7 @@ import { type DoctorCommandOptions, registerDoctorCommands } from "./doctor.ts";
 import { registerClusterCommands } from "./cluster.ts";
 import { registerCertsCommands } from "./certs.ts";
 import { registerVerifyCommands } from "./verify.ts";
+import { registerRegistryCommand } from "./registry.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -70,6 +71,7 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
   registerVerifyCommands(p, ctx);
   registerDoctorCommands(p, ctx, options.doctor);
   registerStoreCommands(p, ctx);
+  registerRegistryCommand(p, ctx);
   registerCertsCommands(p, ctx);
   registerAddonsCommands(p, ctx);
   registerConfigCommands(program, ctx);

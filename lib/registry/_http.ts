@@ -124,6 +124,7 @@ export interface HandlerOptions {
 }
 
 const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
+const TAGS = /^\/v2\/(.+)\/tags\/list$/;
 
 /** Answers one request. */
 export async function handleRegistryRequest(
@@ -148,7 +149,8 @@ export async function handleRegistryRequest(
       headers: { ...API_HEADERS, "Content-Type": "application/json", "Content-Length": "2" },
     });
   }
-  const m = ROUTE.exec(url.pathname);
+  const tags = TAGS.exec(url.pathname);
+  const m = ROUTE.exec(url.pathname) ?? (tags ? [tags[0], tags[1], "tags", ""] : null);
   if (!m) return ociError(404, "UNSUPPORTED", `No route for ${url.pathname}`, { head });
   const [, name = "", kind = "", reference = ""] = m;
   if (!isRepositoryName(name)) {
@@ -161,6 +163,19 @@ export async function handleRegistryRequest(
     return ociError(404, "NAME_UNKNOWN", images.message, {
       head,
       detail: { name, problem: images.problem },
+    });
+  }
+  if (kind === "tags") {
+    // The lock's tags only: the list is what the lock pins, not what the upstream has.
+    const list = [...new Set(images.flatMap((i) => i.ref.tag === undefined ? [] : [i.ref.tag]))]
+      .sort();
+    const body = JSON.stringify({ name, tags: list });
+    return new Response(head ? null : body, {
+      headers: {
+        ...API_HEADERS,
+        "Content-Type": "application/json",
+        "Content-Length": String(new TextEncoder().encode(body).length),
+      },
     });
   }
   if (kind === "manifests") {

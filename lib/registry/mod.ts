@@ -147,3 +147,7 @@ export function startRegistry(
     },
   };
 }
+
+export { lockIndex, serveLock } from "./_serve.ts";
+export type { ServeLockOptions } from "./_serve.ts";
+export { layoutIndex, normalName, ociArchive } from "./_archive.ts";

@@ -79,7 +79,12 @@ export function tarNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-function header(entry: TarEntry, mtime: number, type = "0"): Uint8Array {
+/** The 512-byte ustar header of a regular file (`name` at most 255 bytes, split at a `/`). */
+export function tarHeader(
+  entry: { name: string; size: number; mode: number },
+  mtime: number,
+  type = "0",
+): Uint8Array {
   const block = new Uint8Array(512);
   // A name too long for ustar is in the PAX header before this one; this field is only what
   // a tar without PAX support shows.
@@ -88,7 +93,7 @@ function header(entry: TarEntry, mtime: number, type = "0"): Uint8Array {
   field(block, 100, 8, octalField(entry.mode & 0o7777, 8));
   field(block, 108, 8, octalField(0, 8));
   field(block, 116, 8, octalField(0, 8));
-  field(block, 124, 12, octalField(entry.data.length, 12));
+  field(block, 124, 12, octalField(entry.size, 12));
   field(block, 136, 12, octalField(mtime, 12));
   block.fill(0x20, 148, 156);
   field(block, 156, 1, type);
@@ -119,11 +124,14 @@ export function tarArchive(
     if (splitName(entry.name) === undefined) {
       const data = paxRecord("path", entry.name);
       blocks.push({
-        header: header({ name: "PaxHeader", data, mode: 0o644 }, mtime, "x"),
+        header: tarHeader({ name: "PaxHeader", size: data.length, mode: 0o644 }, mtime, "x"),
         data,
       });
     }
-    blocks.push({ header: header(entry, mtime), data: entry.data });
+    blocks.push({
+      header: tarHeader({ name: entry.name, size: entry.data.length, mode: entry.mode }, mtime),
+      data: entry.data,
+    });
   }
   const size = blocks.reduce((n, b) => n + 512 + Math.ceil(b.data.length / 512) * 512, 1024);
   const out = new Uint8Array(size);

@@ -33,6 +33,6 @@ export {
   waitForSsh,
   type WaitForSshOptions,
 } from "./_ssh.ts";
-export { tarArchive, type TarEntry } from "./_tar.ts";
+export { tarArchive, type TarEntry, tarHeader } from "./_tar.ts";
 /** The one shell-quoting helper lives in lib/exec; re-exported for the callers of this port. */
 export { shellQuote } from "../exec/mod.ts";
