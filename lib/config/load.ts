@@ -38,7 +38,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const local = join(cwd, "config.yaml");
   let text: string | undefined;
   try {
-    text = await Deno.readTextFile(local);
+    await Deno.lstat(local);
+    text = await readConfigFile(local, local);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
@@ -52,10 +53,42 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   };
 }
 
+/** A config is a few KiB; anything over this is a mistake (or an attack), not a config. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads a config file: a regular file (a FIFO or device would block or never end) of at most
+ * `MAX_CONFIG_BYTES`, read with that bound even if it grows while it is read.
+ */
 async function readConfigFile(file: string, given: string): Promise<string> {
   try {
-    return await Deno.readTextFile(file);
+    const info = await Deno.stat(file);
+    if (info.isDirectory) {
+      throw new UsageError(`Config path is a folder, not a file: ${q(given)}`);
+    }
+    if (!info.isFile) {
+      throw new UsageError(`Config path is not a regular file: ${q(given)}`, {
+        hint: "Give a YAML file (a pipe or device is not read)",
+      });
+    }
+    const tooBig = () =>
+      new UsageError(
+        `Config file ${q(given)} is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`,
+        { hint: "A dtk config is a few KiB: check that --config names the right file" },
+      );
+    if (info.size > MAX_CONFIG_BYTES) throw tooBig();
+    using handle = await Deno.open(file, { read: true });
+    const buffer = new Uint8Array(MAX_CONFIG_BYTES + 1);
+    let size = 0;
+    while (size < buffer.length) {
+      const n = await handle.read(buffer.subarray(size));
+      if (n === null) break;
+      size += n;
+    }
+    if (size > MAX_CONFIG_BYTES) throw tooBig();
+    return new TextDecoder().decode(buffer.subarray(0, size));
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     if (error instanceof Deno.errors.NotFound) {
       throw new UsageError(`Config file not found: ${q(given)}`, {
         hint: "Check the path given to --config or DTK_CONFIG, or omit it to use ./config.yaml",

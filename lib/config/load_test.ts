@@ -786,3 +786,33 @@ Deno.test("config: without a config file, dtk loads the built-in default, a fres
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("config: a file over 1 MiB, or one that is not a regular file, is refused unread", async () => {
+  const { loadConfig, MAX_CONFIG_BYTES } = await import("./load.ts");
+  const { UsageError } = await import("../errors/mod.ts");
+  const cwd = await Deno.makeTempDir();
+  try {
+    const env = () => undefined;
+    // A 1.7 MB file of aliases printed 35 MB of errors: it is not parsed at all now.
+    const line = "a: &a [*a, *a, *a, *a, *a, *a, *a, *a]\n";
+    await Deno.writeTextFile(`${cwd}/big.yaml`, line.repeat(Math.ceil(1.7e6 / line.length)));
+    const big = await loadConfig({ cwd, env, path: "big.yaml" }).then(() => undefined, (e) => e);
+    assert(big instanceof UsageError, String(big));
+    assertEquals(big.message, 'Config file "big.yaml" is larger than 1 MiB');
+    // Exactly at the limit is still read.
+    await Deno.writeTextFile(`${cwd}/config.yaml`, "#".repeat(MAX_CONFIG_BYTES - 1) + "\n");
+    assertEquals((await loadConfig({ cwd, env })).config.cluster.name, "dtk");
+    await Deno.writeTextFile(`${cwd}/config.yaml`, "#".repeat(MAX_CONFIG_BYTES) + "\n");
+    const local = await loadConfig({ cwd, env }).then(() => undefined, (e) => e);
+    assert(local instanceof UsageError && /larger than 1 MiB/.test(local.message));
+    // A FIFO would block the read forever.
+    const fifo = `${cwd}/fifo.yaml`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(made.success);
+    const piped = await loadConfig({ cwd, env, path: fifo }).then(() => undefined, (e) => e);
+    assert(piped instanceof UsageError, String(piped));
+    assertEquals(piped.message, `Config path is not a regular file: ${JSON.stringify(fifo)}`);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});

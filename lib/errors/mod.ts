@@ -209,6 +209,14 @@ export function escapeText(text: string): string {
   return text.replace(UNSAFE, escapeChar);
 }
 
+/**
+ * Text of several lines (a message, a hint, a command's output) made safe to print: every line
+ * as `escapeText` makes it, the line breaks and tabs kept.
+ */
+export function escapeLines(text: string): string {
+  return text.split("\n").map((line) => line.split("\t").map(escapeText).join("\t")).join("\n");
+}
+
 /** Quotes a value the way Deno's messages do: `"value"`, control and bidi characters escaped. */
 export function q(value: unknown): string {
   return escapeText(JSON.stringify(String(value)));
