@@ -46,7 +46,7 @@ function ok(run: Run, what: string): Run {
 
 /** A config with only what `dtk lock` resolves from the built-in pins, without the network. */
 const PINNED_CONFIG =
-  "versions:\n  kubernetes: v1.35.0\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n";
+  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n";
 
 Deno.test("bundle: one file runs every hypervisor-free command from an empty folder, offline", async (t) => {
   const work = await Deno.makeTempDir({ prefix: "dtk-bundle-test-" });

@@ -193,7 +193,8 @@ Deno.test("a hand-written lock (bare hex, SRI, minimal fields) fetches from a fo
 Deno.test("dtk lock: pinned entries offline, --frozen fails without writing, version bumps re-resolve", async () => {
   await withEnv(async (env) => {
     const config = (k8s: string) =>
-      `versions:\n  kubernetes: ${k8s}\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n`;
+      // containerd 2.2.1: a version whose hash dtk pins (the default's comes from the publisher).
+      `versions:\n  kubernetes: ${k8s}\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n`;
     await Deno.writeTextFile(join(env.dir, "config.yaml"), config("v1.35.0"));
     const frozenMissing = await run(env, ["lock", "--frozen"]);
     assert.equal(frozenMissing.code, 1);
