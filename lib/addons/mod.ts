@@ -87,3 +87,11 @@ export {
   unlistedError,
   whyImage,
 } from "./_images.ts";
+export {
+  checkChartImages,
+  IMAGE_FLAGS,
+  renderedImages,
+  type TemplateCheck,
+  type TemplateCheckOptions,
+  unlistedImages,
+} from "./_template.ts";

@@ -18,7 +18,10 @@ import {
 } from "../errors/mod.ts";
 import { lockPath, storeDir } from "../paths/mod.ts";
 import { formatBytes, type Output, table } from "../ui/mod.ts";
-import { unlistedCharts, whyImage } from "../addons/mod.ts";
+import { checkChartImages, unlistedCharts, whyImage } from "../addons/mod.ts";
+import { chartArtifactName } from "../catalog/mod.ts";
+import { which } from "../exec/mod.ts";
+import { exists } from "../fs/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 import {
   addFile,
@@ -33,6 +36,7 @@ import {
   isImageArtifact,
   liveHashes,
   lockConfig,
+  type Lockfile,
   mirrorList,
   missingArtifacts,
   type ObjectStore,
@@ -217,6 +221,7 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         warn: (m) => ctx.out.warn(m),
         info: (m) => ctx.out.info(m),
       });
+      await checkLockedCharts(ctx, config, outcome.lock);
       const count = Object.keys(outcome.lock.artifacts).length;
       const sources = Object.values(outcome.lock.artifacts).reduce<Record<string, number>>(
         (acc, a) => ({ ...acc, [a.source]: (acc[a.source] ?? 0) + 1 }),
@@ -609,5 +614,62 @@ async function explainImage(ctx: CliContext, cmd: Command, ref: string): Promise
       hint: "dtk lock locks the sandbox image, the static control plane pods' images and the " +
         "enabled add-ons' images; check the name and tag, or enable the add-on that runs it",
     });
+  }
+}
+
+/**
+ * With helm on the PATH, renders each enabled add-on's chart that is in the store and warns
+ * about every image its list lacks (such an image is not locked, so an offline cluster would
+ * miss it). Without helm, or for a chart not fetched yet, it says so and goes on.
+ */
+export async function checkLockedCharts(
+  ctx: CliContext,
+  config: Config,
+  lock: Lockfile,
+): Promise<void> {
+  const helm = await which("helm", ctx.env("PATH") ?? Deno.env.get("PATH") ?? "");
+  if (helm === undefined) {
+    ctx.out.debug(
+      "helm is not on the PATH: the add-on image lists were not checked against the charts",
+    );
+    return;
+  }
+  const dir = storeDir(config, ctx.env);
+  const tmpDir = await Deno.makeTempDir({ prefix: "dtk-template-" });
+  try {
+    const checks = await checkChartImages(config, {
+      runner: ctx.runner,
+      helm,
+      tmpDir,
+      chartPath: async (name) => {
+        const entry = lock.artifacts[chartArtifactName(name)];
+        if (entry === undefined) return undefined;
+        const path = artifactPath(dir, entry);
+        return await exists(path) ? path : undefined;
+      },
+    });
+    for (const c of checks) {
+      if (c.status === "failed") {
+        ctx.out.warn(
+          `could not check the images of add-on ${
+            q(c.addon)
+          } against its chart: ${c.error?.message}`,
+        );
+      } else if (c.missing.length > 0) {
+        ctx.out.warn(
+          `add-on ${q(c.addon)} chart ${q(c.version)} renders images its list lacks, so they ` +
+            `are not locked: ${c.missing.join(", ")}`,
+        );
+      }
+    }
+    const unfetched = checks.filter((c) => c.status === "no-chart").map((c) => c.addon);
+    if (unfetched.length > 0) {
+      ctx.out.info(
+        `Image lists not checked against charts not in the store yet (${unfetched.join(", ")}): ` +
+          "run dtk fetch, then dtk lock again",
+      );
+    }
+  } finally {
+    await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
   }
 }

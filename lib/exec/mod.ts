@@ -174,10 +174,13 @@ export function commandFailed(
   });
 }
 
-/** Returns the path of an executable on `PATH`, or `undefined`. */
-export async function which(name: string): Promise<string | undefined> {
+/** Returns the path of an executable on `PATH` (or the `path` given), or `undefined`. */
+export async function which(
+  name: string,
+  path = Deno.env.get("PATH") ?? "",
+): Promise<string | undefined> {
   if (name.includes("/")) return await isExecutable(name) ? name : undefined;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+  for (const dir of path.split(":")) {
     if (dir === "") continue;
     const candidate = `${dir}/${name}`;
     if (await isExecutable(candidate)) return candidate;
