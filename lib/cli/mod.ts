@@ -17,6 +17,7 @@ import { registerClusterCommands } from "./cluster.ts";
 import { registerCertsCommands } from "./certs.ts";
 import { registerVerifyCommands } from "./verify.ts";
 import { registerRegistryCommand } from "./registry.ts";
+import { registerExportCommands } from "./export.ts";
 
 export type { CliContext, GlobalOptions } from "./context.ts";
 export { renderError, renderIssue } from "./render_error.ts";
@@ -74,6 +75,7 @@ Docs: README.md. Run "dtk help <command>" for a command's options.`,
   registerRegistryCommand(p, ctx);
   registerCertsCommands(p, ctx);
   registerAddonsCommands(p, ctx);
+  registerExportCommands(p, ctx);
   registerConfigCommands(program, ctx);
   registerCompletionCommand(program, ctx);
   registerVersionCommand(program, ctx);
