@@ -720,6 +720,8 @@ const DEFINITIONS: readonly AddonDefinition[] = [
     },
     secretValues: true,
     values: (input) => ({
+      // The Kong gateway sends anonymous usage reports to Kong by default.
+      kong: { env: { anonymous_reports: "off" } },
       app: {
         ingress: {
           enabled: true,

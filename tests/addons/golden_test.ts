@@ -177,6 +177,7 @@ Deno.test("nothing phones home: every chart's telemetry and update checks are of
     productTelemetry: { enable: false },
   });
   assert.deepEqual(values("vcluster").telemetry, { enabled: false });
+  assert.deepEqual(values("kubernetes-dashboard").kong, { env: { anonymous_reports: "off" } });
   const grafana = values("kube-prometheus-stack").grafana as Record<
     string,
     Record<string, unknown>
