@@ -84,6 +84,8 @@ Deno.test({
         const copy = await skopeo([
           "copy",
           "--src-tls-verify=false",
+          // The test image's layer is uncompressed: without this skopeo would gzip it.
+          "--preserve-digests",
           `docker://${server.address}/team/box:1`,
           `oci:${out}:box`,
         ]);
