@@ -41,9 +41,9 @@ Deno.test("renderError: control and bidi characters from files and subprocesses 
   });
   for (const error of [config, command]) {
     const { text } = renderError(error, plain);
-    // deno-lint-ignore no-control-regex
     assert.doesNotMatch(
       text,
+      // deno-lint-ignore no-control-regex
       /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/,
     );
   }
