@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import type { ClosureBlob } from "../lib/registry/_index.ts";
 import { DtkError, q } from "../lib/errors/mod.ts";
+import { readAtMost, readTextAtMost } from "../lib/http/mod.ts";
 import { type ImageReference, parseImageReference } from "../lib/registry/_reference.ts";
 import { parseBearerChallenge } from "./_oci.ts";
 import { formatHash, parseHash } from "./_hash.ts";
@@ -30,6 +31,9 @@ const LAYER_TYPE =
   /^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.diff\.tar\.gzip)(\+(gzip|zstd))?$/;
 /** Index and manifest JSON is small; anything bigger is not one. */
 export const MAX_MANIFEST_BYTES = 4 << 20;
+
+/** A token service's answer is a JWT or two in JSON: a few KiB. */
+const MAX_TOKEN_BYTES = 1 << 20;
 
 /** A content descriptor as manifests and indexes write them. */
 export interface Descriptor {
@@ -503,7 +507,14 @@ export class RegistryClient {
       }
       throw this.#refused(`and its token service answered HTTP ${res.status}`);
     }
-    const body = await res.json().catch(() => ({})) as {
+    const text = await readTextAtMost(res, MAX_TOKEN_BYTES).catch(() => undefined);
+    const body = (() => {
+      try {
+        return JSON.parse(text ?? "{}");
+      } catch {
+        return {};
+      }
+    })() as {
       token?: string;
       access_token?: string;
       expires_in?: number;
@@ -524,7 +535,10 @@ async function readLimited(res: Response, url: string): Promise<Uint8Array> {
     await res.body?.cancel();
     throw invalid(q(url), `${length} bytes is too big`);
   }
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  if (bytes.length > MAX_MANIFEST_BYTES) throw invalid(q(url), `${bytes.length} bytes is too big`);
+  // Checked while it streams in: a body of no declared length is never held whole.
+  const bytes = await readAtMost(res, MAX_MANIFEST_BYTES);
+  if (bytes === undefined) {
+    throw invalid(q(url), `more than ${MAX_MANIFEST_BYTES} bytes is too big`);
+  }
   return bytes;
 }

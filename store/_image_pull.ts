@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { DtkError, IntegrityError, q } from "../lib/errors/mod.ts";
+import { readAtMost } from "../lib/http/mod.ts";
 import { parseImageReference } from "../lib/registry/_reference.ts";
 import type { FetchTarget } from "./_download.ts";
 import { formatHash, parseHash } from "./_hash.ts";
@@ -277,8 +278,7 @@ async function readMirror(mirror: string, hex: string): Promise<Uint8Array | und
         await res.body?.cancel();
         return undefined;
       }
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      return bytes.length > MAX_MANIFEST_BYTES ? undefined : bytes;
+      return await readAtMost(res, MAX_MANIFEST_BYTES);
     } catch {
       return undefined;
     }

@@ -6,6 +6,25 @@
  * @module
  */
 import { DtkError, q } from "../lib/errors/mod.ts";
+import { readTextAtMost } from "../lib/http/mod.ts";
+
+/** A token service's answer and a chart's manifest are small JSON documents. */
+const MAX_JSON_BYTES = 4 << 20;
+
+/** The JSON body of `res`, refused when over `MAX_JSON_BYTES` (checked as it streams in). */
+async function smallJson(res: Response, what: string): Promise<unknown> {
+  const text = await readTextAtMost(res, MAX_JSON_BYTES);
+  if (text === undefined) {
+    throw new DtkError(`${what} is larger than ${MAX_JSON_BYTES} bytes`, {
+      hint: "The registry answered something that is not a token or a manifest",
+    });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new DtkError(`${what} is not JSON`, { cause: error });
+  }
+}
 
 export const HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 const MANIFEST_TYPES = [
@@ -64,7 +83,10 @@ async function getToken(
     await res.body?.cancel();
     throw new DtkError(`Registry token request ${q(url.href)} failed with HTTP ${res.status}`);
   }
-  const body = await res.json() as { token?: string; access_token?: string };
+  const body = await smallJson(res, `Registry token response from ${q(url.href)}`) as {
+    token?: string;
+    access_token?: string;
+  };
   const token = body.token ?? body.access_token;
   if (!token) throw new DtkError(`Registry token response from ${q(url.href)} has no token`);
   return token;
@@ -101,7 +123,7 @@ export async function resolveOciChart(
     await res.body?.cancel();
     throw new OciHttpError(`HTTP ${res.status} for manifest ${q(manifestUrl)}`, res.status);
   }
-  const manifest = await res.json() as {
+  const manifest = await smallJson(res, `The OCI manifest ${q(manifestUrl)}`) as {
     layers?: { mediaType?: string; digest?: string; size?: number }[];
   };
   const layer = manifest.layers?.find((l) => l.mediaType === HELM_CHART_LAYER);

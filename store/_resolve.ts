@@ -7,6 +7,7 @@
 import { basename } from "node:path";
 import type { ArtifactSpec, ChecksumSource } from "../lib/catalog/mod.ts";
 import { DtkError, formatDuration, q } from "../lib/errors/mod.ts";
+import { readTextAtMost } from "../lib/http/mod.ts";
 import { fetchUnknown, sourcesFor } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
 import { formatHash, parseHash } from "./_hash.ts";
@@ -232,7 +233,10 @@ async function fromPublisher(
   }
 }
 
-/** GETs a checksum file or an index, with a time limit and retries. */
+/** The largest Helm repository indexes are tens of MiB; checksum files a few KiB. */
+export const MAX_SMALL_TEXT_BYTES = 128 * 1024 * 1024;
+
+/** GETs a checksum file or an index, with a time limit, a size limit and retries. */
 export async function fetchSmallText(url: string, options: DownloadOptions = {}): Promise<string> {
   const timeoutMs = Math.max(options.stallTimeoutMs ?? 30_000, 1000);
   const attempts = options.attempts ?? 3;
@@ -242,11 +246,19 @@ export async function fetchSmallText(url: string, options: DownloadOptions = {})
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
       const res = await fetch(url, { signal: controller.signal });
-      if (res.ok) return await res.text();
+      if (res.ok) {
+        const text = await readTextAtMost(res, MAX_SMALL_TEXT_BYTES);
+        if (text !== undefined) return text;
+        throw new DtkError(`${q(url)} is larger than ${MAX_SMALL_TEXT_BYTES / 1024 / 1024} MiB`, {
+          hint: "A checksum file or a Helm repository index is far smaller: check the URL",
+        });
+      }
       await res.body?.cancel();
       last = `HTTP ${res.status}`;
       if (res.status === 404) break;
     } catch (error) {
+      // Too large is the server's answer, not a lost connection: asking again changes nothing.
+      if (error instanceof DtkError) throw error;
       last = controller.signal.aborted
         ? `no answer within ${formatDuration(timeoutMs)}`
         : (error as Error).message;

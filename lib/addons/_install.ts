@@ -20,6 +20,7 @@ import { commandFailed, formatCommand, type Runner, type RunResult } from "../ex
 import { exists, writeFileAtomic } from "../fs/mod.ts";
 import type { AddonName, Config } from "../config/mod.ts";
 import { WEBHOOK_MEDIA_TYPE } from "../dnswebhook/mod.ts";
+import { readTextAtMost } from "../http/mod.ts";
 import type {
   AddonAction,
   ClusterFacts,
@@ -308,7 +309,8 @@ class Installer {
           `Start it on the desktop first: dtk dns-webhook --port ${this.#o.config.dns.webhookPort}`,
       });
     }
-    const text = await response.text();
+    // The webhook answers a few bytes; whatever listens there gets 64 KiB at most.
+    const text = (await readTextAtMost(response, 64 * 1024)) ?? "(an answer over 64 KiB)";
     if (!response.ok) {
       const hint = response.status === 401
         ? "The webhook there has another token: start it with this config (dtk -c CONFIG " +

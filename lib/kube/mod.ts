@@ -7,6 +7,10 @@
  */
 import { parse } from "yaml";
 import { DtkError, q, TimeoutError } from "../errors/mod.ts";
+import { readTextAtMost } from "../http/mod.ts";
+
+/** Far more than any answer dtk asks the apiserver for (a node list, a CSR). */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 export interface KubeCredentials {
   server: string;
@@ -76,7 +80,11 @@ export class KubeClient {
       client: options.anonymous ? this.#anonymous : this.#client,
       signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
     });
-    return { status: response.status, text: await response.text() };
+    const text = await readTextAtMost(response, MAX_RESPONSE_BYTES);
+    if (text === undefined) {
+      throw new DtkError(`${method} ${path} answered more than ${MAX_RESPONSE_BYTES} bytes`);
+    }
+    return { status: response.status, text };
   }
 
   async getJson<T>(path: string): Promise<T> {
