@@ -7,13 +7,19 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { fileURLToPath as fromFileUrl } from "node:url";
-import { DtkError, formatDuration, IntegrityError, q } from "../lib/errors/mod.ts";
+import { statfs } from "node:fs/promises";
+import { resolve as resolvePath, sep } from "node:path";
+import { fileURLToPath as fromFileUrl, pathToFileURL } from "node:url";
+import { DtkError, ExitCode, formatDuration, IntegrityError, q } from "../lib/errors/mod.ts";
 import { writeFileAtomic } from "../lib/fs/mod.ts";
+import { formatBytes } from "../lib/ui/mod.ts";
 import { formatHash, hashFrom } from "./_hash.ts";
 import { HashingWriter, pumpBody, pumpFile } from "./_sink.ts";
-import type { ObjectStore } from "./_objects.ts";
+import { type ObjectStore, storeUnwritable } from "./_objects.ts";
 import { OciHttpError, resolveOciChart } from "./_oci.ts";
+import { createFresh, fileKind, openRegular, sameFile } from "./_nofollow.ts";
+import { redactUrl } from "./_url.ts";
+import { fileUrlProblem } from "./lockfile.ts";
 
 /** What to put in the store: a hash and where its bytes may be found. */
 export interface FetchTarget {
@@ -28,6 +34,64 @@ export interface FetchTarget {
   mediaType?: string;
   /** Headers for requests to `urls` (not mirrors), asked for at each try: a registry token. */
   headers?: () => Promise<Record<string, string>>;
+  /** The lock's kind: bounds a download whose size is not known (`size: null`). */
+  kind?: string;
+  /** Other lock names of the same hash, recorded with this one in one metadata write. */
+  also?: readonly { name: string; version?: string; urls: readonly string[] }[];
+}
+
+/**
+ * The most a download of unknown size (`size: null`) may take, by kind: a hostile or broken
+ * server must not fill the disk. `DTK_MAX_DOWNLOAD_BYTES` (or `maxBytes`) replaces these.
+ */
+export const MAX_BYTES_BY_KIND: Readonly<Record<string, number>> = {
+  binary: 1 << 30,
+  tarball: 4 * 2 ** 30,
+  iso: 16 * 2 ** 30,
+  "disk-image": 32 * 2 ** 30,
+  chart: 64 << 20,
+  manifest: 64 << 20,
+  image: 8 * 2 ** 30,
+};
+const MAX_BYTES_DEFAULT = 4 * 2 ** 30;
+/** Below this rate, averaged over `rateWindowMs`, a source is given up: a drip is not progress. */
+const MIN_RATE_DEFAULT = 4096;
+const RATE_WINDOW_DEFAULT = 60_000;
+
+/** Download limits from the environment: every command that downloads honours them. */
+export function tuningFromEnv(
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): Pick<
+  DownloadOptions,
+  | "stallTimeoutMs"
+  | "backoffMs"
+  | "attempts"
+  | "maxBytes"
+  | "minRate"
+  | "rateWindowMs"
+  | "deadlineMs"
+> {
+  const num = (name: string) => {
+    const v = env(name);
+    if (v === undefined || v === "") return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) {
+      throw new DtkError(`${name} must be a non-negative number, got ${q(v)}`, {
+        exitCode: ExitCode.usage,
+        hint: `Unset ${name}, or set it to a number`,
+      });
+    }
+    return n;
+  };
+  return {
+    stallTimeoutMs: num("DTK_STALL_TIMEOUT_MS"),
+    backoffMs: num("DTK_BACKOFF_MS"),
+    attempts: num("DTK_FETCH_ATTEMPTS"),
+    maxBytes: num("DTK_MAX_DOWNLOAD_BYTES"),
+    minRate: num("DTK_MIN_RATE"),
+    rateWindowMs: num("DTK_RATE_WINDOW_MS"),
+    deadlineMs: num("DTK_FETCH_DEADLINE_MS"),
+  };
 }
 
 export interface DownloadOptions {
@@ -39,6 +103,17 @@ export interface DownloadOptions {
   attempts?: number;
   /** First backoff; doubles on each retry. Default 500 ms. */
   backoffMs?: number;
+  /** Bound of a download whose size is not known; default by kind (`MAX_BYTES_BY_KIND`). */
+  maxBytes?: number;
+  /**
+   * Give up on a source slower than this (bytes/s) over `rateWindowMs`. Default 4096; 0: never.
+   * (`DTK_MIN_RATE`, `DTK_RATE_WINDOW_MS`)
+   */
+  minRate?: number;
+  /** The window `minRate` is averaged over. Default 60 s. */
+  rateWindowMs?: number;
+  /** Give up on one source after this long in all, however fast. Default none. */
+  deadlineMs?: number;
   /** Called with the bytes added to the object (resumed bytes count at the start). */
   onProgress?: (event: ProgressEvent) => void;
   /** Warnings and retry notes. */
@@ -93,12 +168,21 @@ interface Failure {
 class SourceError extends Error {
   readonly retryable: boolean;
   readonly wrongBytes: boolean;
-  constructor(message: string, options: { retryable?: boolean; wrongBytes?: boolean } = {}) {
+  /** What was received is no use for a resume: remove the partial file. */
+  readonly discard: boolean;
+  constructor(
+    message: string,
+    options: { retryable?: boolean; wrongBytes?: boolean; discard?: boolean } = {},
+  ) {
     super(message);
     this.retryable = options.retryable ?? false;
     this.wrongBytes = options.wrongBytes ?? false;
+    this.discard = options.discard ?? this.wrongBytes;
   }
 }
+
+/** Download options plus the folder a local source must stay inside. */
+type SourceOptions = DownloadOptions & { confine?: string };
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -111,7 +195,11 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 /**
  * Makes one object present and verified. Safe to call from several processes at once: one
- * downloads, the others wait on the object lock and find it present.
+ * downloads, the others wait on the object lock and find it present. The names in `target.also`
+ * are recorded with the target's in the same metadata write.
+ *
+ * An object whose bytes hash right is never deleted because a lock claims another size: the
+ * lock's size is wrong, and the error says so.
  */
 export async function ensureObject(
   store: ObjectStore,
@@ -119,52 +207,106 @@ export async function ensureObject(
   options: DownloadOptions = {},
 ): Promise<EnsureResult> {
   await store.init();
-  const cheap = await store.check(target.hex, target.size);
-  if (cheap === "present") {
-    const size = await store.size(target.hex);
+  const cheap = await store.inspect(target.hex, target.size);
+  if (cheap.state === "present") {
+    const size = cheap.size ?? await store.size(target.hex);
     await recordIfNew(store, target, size);
     return { name: target.name, hex: target.hex, status: "present", transferred: 0, size };
   }
   return await store.withLock(target.hex, async () => {
-    const state = await store.check(target.hex, target.size);
+    const found = await store.inspect(target.hex, target.size);
+    let state = found.state;
+    if (state === "corrupt") state = await salvage(store, target, found.size, options);
     if (state === "present") {
       const size = await store.size(target.hex);
-      await store.recordMeta(target.hex, size, {
-        name: target.name,
-        version: target.version,
-        urls: target.urls,
-        mediaType: target.mediaType,
-      });
+      await store.recordMeta(target.hex, size, metaInfo(target));
       return {
         name: target.name,
         hex: target.hex,
-        status: cheap === "missing" ? "shared" : "present",
+        status: cheap.state === "missing" ? "shared" : "present",
         transferred: 0,
         size,
       } satisfies EnsureResult;
-    }
-    if (state === "corrupt") {
-      options.log?.(
-        `Object ${
-          formatHash(target.hex)
-        } (${target.name}) failed the size check; fetching it again`,
-      );
-      await store.remove(target.hex);
     }
     return await download(store, target, options);
   }, { stallMs: Math.max(10 * 60_000, (options.stallTimeoutMs ?? 30_000) * 4) });
 }
 
+/**
+ * An object failed the cheap check. Rehash it before deciding: right bytes are kept (mode and
+ * metadata repaired), and a size the lock got wrong is reported, not acted on; only wrong bytes
+ * (or a link, a folder) are removed so the object can be fetched again.
+ */
+async function salvage(
+  store: ObjectStore,
+  target: FetchTarget,
+  size: number | undefined,
+  options: DownloadOptions,
+): Promise<"present" | "missing"> {
+  let actual: string | undefined;
+  if (size !== undefined) {
+    const file = await store.openObject(target.hex).catch(() => undefined);
+    if (file !== undefined) {
+      try {
+        const hash = createHash("sha256");
+        const read = await hashFrom(file, hash);
+        if (read === size) actual = hash.digest("hex");
+      } finally {
+        file.close();
+      }
+    }
+  }
+  if (actual === target.hex && size !== undefined) {
+    if (target.size !== null && target.size !== size) throw wrongLockSize(target, size);
+    await Deno.chmod(store.objectPath(target.hex), 0o444);
+    await store.recordMeta(target.hex, size, metaInfo(target));
+    options.log?.(`Object ${formatHash(target.hex)} (${target.name}) hashes right; kept it`);
+    return "present";
+  }
+  options.log?.(
+    `Object ${formatHash(target.hex)} (${target.name}) failed the size check; fetching it again`,
+  );
+  await store.remove(target.hex);
+  return "missing";
+}
+
+/** A lock claims a size the verified object does not have: the lock is wrong, not the object. */
+export function wrongLockSize(target: Pick<FetchTarget, "name" | "hex" | "size">, size: number) {
+  return new IntegrityError(
+    `The lock's size for ${q(target.name)} is wrong: it says ${target.size} bytes, but ` +
+      `${formatHash(target.hex)} is ${size} bytes (the object in the store hashes right)`,
+    {
+      hint: `Correct "size" of ${
+        q(target.name)
+      } in the lock to ${size} (or null), or re-resolve it with: dtk lock --update`,
+    },
+  );
+}
+
+/** What the metadata records for a target and every other name of its hash. */
+function metaInfo(target: FetchTarget) {
+  const also = target.also ?? [];
+  return {
+    names: [target.name, ...also.map((a) => a.name)],
+    versions: [target.version, ...also.map((a) => a.version)],
+    urls: [...target.urls, ...also.flatMap((a) => a.urls)],
+    mediaType: target.mediaType,
+  };
+}
+
 async function recordIfNew(store: ObjectStore, target: FetchTarget, size: number): Promise<void> {
   const meta = await store.readMeta(target.hex);
-  if (meta?.names.includes(target.name) && target.urls.every((u) => meta.urls.includes(u))) return;
-  await store.withLock(target.hex, () =>
-    store.recordMeta(target.hex, size, {
-      name: target.name,
-      version: target.version,
-      urls: target.urls,
-      mediaType: target.mediaType,
-    }));
+  const info = metaInfo(target);
+  if (meta !== undefined) {
+    // Sets: a lock of 10,000 names over one hash must not compare 10,000 × 10,000.
+    const names = new Set(meta.names);
+    const urls = new Set(meta.urls);
+    if (
+      info.names.every((n) => names.has(n)) &&
+      info.urls.every((u) => urls.has(u) || u !== redactUrl(u))
+    ) return;
+  }
+  await store.withLock(target.hex, () => store.recordMeta(target.hex, size, info));
 }
 
 async function download(
@@ -177,18 +319,25 @@ async function download(
   const attempts = options.attempts ?? 3;
   const backoff = options.backoffMs ?? 500;
   for (const source of sources) {
+    const problem = fileUrlProblem(source);
+    if (problem !== undefined) {
+      throw new DtkError(`Cannot fetch ${q(target.name)}: ${problem}`, {
+        exitCode: ExitCode.usage,
+        hint: "Write a local file as file:///path/to/file (three slashes), or use a plain path",
+      });
+    }
+  }
+  await checkFreeSpace(store, target);
+  for (const source of sources) {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (options.signal?.aborted) throw options.signal.reason;
       try {
-        const transferred = await fetchSource(store, target, source, options);
-        const size = await store.size(target.hex);
-        await store.recordMeta(target.hex, size, {
-          name: target.name,
-          version: target.version,
-          urls: target.urls,
-          from: source,
-          mediaType: target.mediaType,
+        const transferred = await fetchSource(store, target, source, {
+          ...options,
+          confine: localMirrorOf(source, options.mirrors ?? []),
         });
+        const size = await store.size(target.hex);
+        await store.recordMeta(target.hex, size, { ...metaInfo(target), from: source });
         options.onProgress?.({ name: target.name, bytes: size, total: size, phase: "done" });
         return {
           name: target.name,
@@ -229,8 +378,69 @@ async function download(
   throw fetchFailed(target, failures);
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, "//");
+const redact = redactUrl;
+
+function pathToFileUrl(path: string): string {
+  return pathToFileURL(resolvePath(path)).href;
+}
+
+/** The most bytes a download of `target` may take. */
+function byteLimit(target: FetchTarget, options: DownloadOptions): number {
+  if (target.size !== null) return target.size;
+  if (options.maxBytes !== undefined && options.maxBytes > 0) return options.maxBytes;
+  return MAX_BYTES_BY_KIND[target.kind ?? ""] ?? MAX_BYTES_DEFAULT;
+}
+
+function tooBig(kind: string | undefined, limit: number, what: string): SourceError {
+  return new SourceError(
+    `${what} more than the ${formatBytes(limit)} a ${kind ?? "download"} of unknown size ` +
+      `may take (set DTK_MAX_DOWNLOAD_BYTES to allow more, or put "size" in the lock)`,
+    { discard: true },
+  );
+}
+
+/** Bytes free for an unprivileged writer on the filesystem of `path`. */
+async function freeBytes(path: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(path);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined; // not knowable here: the write itself will tell
+  }
+}
+
+/** Refuses to start a download the store's disk cannot hold, before a byte is written. */
+async function checkFreeSpace(store: ObjectStore, target: FetchTarget, need = target.size) {
+  if (need === null || need <= 0) return;
+  const partial = await Deno.lstat(store.partialPath(target.hex)).then((s) => s.size, () => 0);
+  const free = await freeBytes(`${store.dir}/tmp`);
+  if (free !== undefined && free < need - partial) {
+    throw new DtkError(
+      `Not enough space in the store for ${q(target.name)}: it needs ${
+        formatBytes(need - partial)
+      }, ${formatBytes(free)} is free on ${q(store.dir)}`,
+      {
+        hint:
+          "Free disk space (dtk store gc removes objects no lock uses), or point DTK_STORE at a larger disk",
+      },
+    );
+  }
+}
+
+/**
+ * The folder a local source must stay in: a source under a local mirror (an export being
+ * imported, a `--mirror DIR`) may not lead out of it through a link.
+ */
+function localMirrorOf(source: string, mirrors: readonly string[]): string | undefined {
+  if (/^(https?|oci):\/\//.test(source)) return undefined;
+  for (const raw of mirrors) {
+    const mirror = raw.replace(/\/+$/, "");
+    if (mirror === "" || /^(https?|oci):\/\//.test(mirror)) continue;
+    if (source.startsWith(`${mirror}/`)) {
+      return mirror.startsWith("file:") ? fromFileUrl(mirror) : mirror;
+    }
+  }
+  return undefined;
 }
 
 function fetchFailed(target: FetchTarget, failures: Failure[]): DtkError {
@@ -255,7 +465,7 @@ async function fetchSource(
   store: ObjectStore,
   target: FetchTarget,
   source: string,
-  options: DownloadOptions,
+  options: SourceOptions,
 ): Promise<number> {
   if (source.startsWith("http://") || source.startsWith("https://")) {
     const headers = target.headers !== undefined && target.urls.includes(source)
@@ -311,15 +521,18 @@ async function fetchHttp(
 ): Promise<number> {
   const partial = store.partialPath(target.hex);
   const statePath = `${partial}.json`;
-  const stallMs = options.stallTimeoutMs ?? 30_000;
-  let offset = await Deno.stat(partial).then((s) => s.size, () => 0);
+  const limit = byteLimit(target, options);
+  const existing = await Deno.lstat(partial).catch(() => undefined);
+  let offset = existing?.isFile ? existing.size : 0;
+  // A link or anything else planted as the partial is never written through: remove it.
+  if (existing !== undefined && !existing.isFile) await discardPartial(partial);
   const state = offset > 0 ? await readState(statePath) : undefined;
   // Resume only what the same URL started, and only when it names the version it served.
   if (offset > 0 && (state?.url !== url || !state.validator)) {
     await discardPartial(partial);
     offset = 0;
   }
-  if (target.size !== null && offset > target.size) {
+  if (offset > limit) {
     await discardPartial(partial);
     offset = 0;
   }
@@ -329,11 +542,7 @@ async function fetchHttp(
     headers["If-Range"] = state.validator;
   }
   const controller = new AbortController();
-  let stalled = false;
-  const watch = stallWatch(stallMs, () => {
-    stalled = true;
-    controller.abort();
-  });
+  const watch = progressWatch(options, () => controller.abort());
   const onAbort = () => controller.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   let file: Deno.FsFile | undefined;
@@ -344,8 +553,8 @@ async function fetchHttp(
       res = await fetch(url, { headers, signal: controller.signal, redirect: "follow" });
     } catch (error) {
       throw new SourceError(
-        stalled
-          ? `no response within ${formatDuration(stallMs)}`
+        watch.reason !== undefined
+          ? `no response: ${watch.reason}`
           : `network error: ${errText(error)}`,
         { retryable: true },
       );
@@ -360,7 +569,15 @@ async function fetchHttp(
           retryable: true,
         });
       }
-      file = await Deno.open(partial, { read: true, write: true });
+      try {
+        file = await openRegular(partial, { read: true, write: true });
+      } catch (error) {
+        await res.body?.cancel();
+        await discardPartial(partial);
+        throw new SourceError(`the partial download changed under dtk: ${errText(error)}`, {
+          retryable: true,
+        });
+      }
       // The hash covers the whole object: feed it the bytes already on disk first.
       await hashFrom(file, hash, { length: offset });
       await file.seek(offset, Deno.SeekMode.Start);
@@ -372,7 +589,12 @@ async function fetchHttp(
       }
       offset = 0;
       hash = createHash("sha256");
-      file = await Deno.open(partial, { write: true, create: true, truncate: true });
+      try {
+        file = await createFresh(partial);
+      } catch (error) {
+        await res.body?.cancel();
+        throw storeUnwritable(store.dir, error);
+      }
     } else if (res.status === 416) {
       await res.body?.cancel();
       await discardPartial(partial);
@@ -392,9 +614,20 @@ async function fetchHttp(
         { wrongBytes: true },
       );
     }
+    if (length !== null && target.size === null) {
+      if (offset + Number(length) > limit) {
+        await res.body?.cancel();
+        await discardPartial(partial);
+        throw tooBig(target.kind, limit, `the server announces ${offset + Number(length)} bytes,`);
+      }
+      await checkFreeSpace(store, target, offset + Number(length)).catch(async (error) => {
+        await res.body?.cancel();
+        throw error;
+      });
+    }
     const validator = res.headers.get("etag") ?? res.headers.get("last-modified");
     if (validator && !/^W\//.test(validator)) {
-      await writeFileAtomic(statePath, JSON.stringify({ url, validator }));
+      await writeFileAtomic(statePath, JSON.stringify({ url: redact(url), validator }));
     } else {
       await Deno.remove(statePath).catch(() => {});
     }
@@ -405,7 +638,7 @@ async function fetchHttp(
         pump: (sink) =>
           pumpBody(res.body!, sink, {
             onRead: (n) => {
-              watch.touch();
+              watch.touch(n);
               received += n;
               total += n;
               if (target.size !== null && total > target.size) {
@@ -413,6 +646,7 @@ async function fetchHttp(
                   wrongBytes: true,
                 });
               }
+              if (total > limit) throw tooBig(target.kind, limit, "the body is");
               options.onProgress?.({
                 name: target.name,
                 bytes: total,
@@ -422,13 +656,13 @@ async function fetchHttp(
             },
           }),
         lost: (error) =>
-          stalled
-            ? `stalled: no data for ${formatDuration(stallMs)} after ${total} bytes`
+          watch.reason !== undefined
+            ? `${watch.reason} after ${total} bytes`
             : `connection lost after ${total} bytes: ${errText(error)}`,
         retryable: true,
       });
     } catch (error) {
-      if (error instanceof SourceError && error.wrongBytes) await discardPartial(partial);
+      if (error instanceof SourceError && error.discard) await discardPartial(partial);
       throw error;
     }
     if (target.size !== null && total !== target.size) {
@@ -445,9 +679,10 @@ async function fetchHttp(
       });
     }
     await file.sync();
+    const written = await file.stat();
     file.close();
     file = undefined;
-    await store.commit(partial, target.hex);
+    await store.commit(partial, target.hex, written);
     await Deno.remove(statePath).catch(() => {});
     return received;
   } finally {
@@ -458,23 +693,62 @@ async function fetchHttp(
 }
 
 /**
- * Calls `onStall` once `touch` has not been called for `ms`. One timer per period checks the time
- * of the last touch: re-arming a timer on every network read costs more than the check.
+ * Gives up on a transfer (calls `onGiveUp` once, and says why in `reason`) when no byte came for
+ * `stallTimeoutMs`, when fewer than `minRate` bytes/s came over the last `rateWindowMs`, or past
+ * `deadlineMs`. One timer ticks; re-arming a timer on every network read costs more than that.
  */
-function stallWatch(ms: number, onStall: () => void): { touch(): void; stop(): void } {
-  let last = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const check = () => {
-    const idle = performance.now() - last;
-    if (idle >= ms) onStall();
-    else timer = setTimeout(check, ms - idle);
+function progressWatch(
+  options: Pick<DownloadOptions, "stallTimeoutMs" | "minRate" | "rateWindowMs" | "deadlineMs">,
+  onGiveUp: () => void,
+): { touch(n?: number): void; stop(): void; readonly reason: string | undefined } {
+  const stallMs = options.stallTimeoutMs ?? 30_000;
+  const minRate = options.minRate ?? MIN_RATE_DEFAULT;
+  const windowMs = options.rateWindowMs ?? RATE_WINDOW_DEFAULT;
+  const deadlineMs = options.deadlineMs ?? 0;
+  const started = performance.now();
+  let last = started;
+  let bytes = 0;
+  let reason: string | undefined;
+  /** (time, bytes) once per tick, as far back as the rate window. */
+  const samples: [number, number][] = [[started, 0]];
+  const period = Math.max(10, Math.min(1000, stallMs / 4, windowMs / 4));
+  const giveUp = (why: string) => {
+    reason = why;
+    clearInterval(timer);
+    onGiveUp();
   };
-  timer = setTimeout(check, ms);
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - last >= stallMs) return giveUp(`stalled: no data for ${formatDuration(stallMs)}`);
+    if (deadlineMs > 0 && now - started >= deadlineMs) {
+      return giveUp(
+        `gave up after ${
+          formatDuration(deadlineMs)
+        }, the deadline per artifact (DTK_FETCH_DEADLINE_MS)`,
+      );
+    }
+    samples.push([now, bytes]);
+    while (samples.length > 1 && now - samples[1]![0] >= windowMs) samples.shift();
+    const [then, before] = samples[0]!;
+    if (minRate > 0 && now - then >= windowMs) {
+      const rate = (bytes - before) / ((now - then) / 1000);
+      if (rate < minRate) {
+        return giveUp(
+          `too slow: ${formatBytes(rate)}/s over the last ${formatDuration(now - then)}, below ` +
+            `the minimum of ${formatBytes(minRate)}/s (DTK_MIN_RATE)`,
+        );
+      }
+    }
+  }, period);
   return {
-    touch: () => {
+    touch: (n = 0) => {
       last = performance.now();
+      bytes += n;
     },
-    stop: () => clearTimeout(timer),
+    stop: () => clearInterval(timer),
+    get reason() {
+      return reason;
+    },
   };
 }
 
@@ -498,15 +772,23 @@ async function drain(
     return await sink.finish();
   } catch (error) {
     await sink.abandon();
-    if (sink.writeError) throw storeWriteFailed(path, sink.writeError);
+    if (sink.writeError) {
+      // A full disk: what was written is no use and the space is wanted back at once.
+      if (isDiskFull(sink.writeError)) await discardPartial(path);
+      throw storeWriteFailed(path, sink.writeError);
+    }
     if (error instanceof SourceError) throw error;
     throw new SourceError(options.lost(error), { retryable: options.retryable });
   }
 }
 
 /** The store itself cannot take the bytes: no source will do better, so stop at once. */
+function isDiskFull(error: Error): boolean {
+  return /ENOSPC|no space/i.test(error.message);
+}
+
 function storeWriteFailed(path: string, cause: Error): DtkError {
-  const full = /ENOSPC|no space/i.test(cause.message);
+  const full = isDiskFull(cause);
   return new DtkError(`Cannot write to the store at ${q(path)}: ${errText(cause)}`, {
     hint: full
       ? "Free disk space (dtk store gc removes objects no lock uses), or point DTK_STORE at a larger disk"
@@ -520,32 +802,72 @@ function errText(error: unknown): string {
   return (e?.message ?? String(error)).split("\n")[0] ?? "";
 }
 
+/**
+ * Opens a local source for reading. Checked before the open: a FIFO or device would block or
+ * never end, and a source under a mirror (`confine`) may not lead out of it through a link.
+ * The descriptor must then be the file that was checked.
+ */
+async function openLocalSource(
+  source: string,
+  confine: string | undefined,
+): Promise<{ file: Deno.FsFile; info: Deno.FileInfo }> {
+  const path = source.startsWith("file:") ? fromFileUrl(source) : source;
+  let info: Deno.FileInfo;
+  try {
+    if (confine !== undefined) {
+      const real = await Deno.realPath(path);
+      const root = await Deno.realPath(confine);
+      if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) {
+        throw new SourceError(`a link out of the folder ${q(confine)} (to ${q(real)}); refused`);
+      }
+    }
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof SourceError) throw error;
+    if (error instanceof Deno.errors.NotFound) throw new SourceError("not found");
+    throw new SourceError(`cannot read: ${errText(error)}`);
+  }
+  if (!info.isFile) throw new SourceError(`${fileKind(info)}, not a regular file; refused`);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new SourceError("not found");
+    throw new SourceError(`cannot read: ${errText(error)}`);
+  }
+  const opened = await file.stat();
+  if (!opened.isFile || !sameFile(info, opened)) {
+    file.close();
+    throw new SourceError("replaced while being opened; refused");
+  }
+  return { file, info: opened };
+}
+
 /** A `file://` URL or a plain path: copy through the hash. */
 async function copyLocal(
   store: ObjectStore,
   target: FetchTarget,
   source: string,
-  options: DownloadOptions,
+  options: SourceOptions,
 ): Promise<number> {
-  const path = source.startsWith("file://") ? fromFileUrl(source) : source;
-  let input: Deno.FsFile;
-  try {
-    input = await Deno.open(path, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new SourceError("not found");
-    throw new SourceError(`cannot read: ${errText(error)}`);
-  }
+  const { file: input, info } = await openLocalSource(source, options.confine);
+  let output: Deno.FsFile | undefined;
   const temp = store.tempPath();
-  const output = await Deno.open(temp, { write: true, createNew: true });
   let committed = false;
   try {
-    const info = await input.stat();
-    if (!info.isFile) throw new SourceError("not a regular file");
     if (target.size !== null && info.size !== target.size) {
       throw new SourceError(`wrong size: ${info.size} bytes, expected ${target.size}`, {
         wrongBytes: true,
       });
     }
+    const limit = byteLimit(target, options);
+    if (info.size > limit) throw tooBig(target.kind, limit, `the file has ${info.size} bytes,`);
+    await checkFreeSpace(store, target, info.size);
+    output = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 }).catch(
+      (error) => {
+        throw storeUnwritable(store.dir, error);
+      },
+    );
     options.onProgress?.({ name: target.name, bytes: 0, total: target.size, phase: "start" });
     const hash = createHash("sha256");
     let total = 0;
@@ -554,6 +876,7 @@ async function copyLocal(
         pumpFile(input, sink, {
           onRead: (n) => {
             total += n;
+            if (total > limit) throw tooBig(target.kind, limit, "the file grew to");
             options.onProgress?.({
               name: target.name,
               bytes: total,
@@ -572,15 +895,17 @@ async function copyLocal(
       });
     }
     await output.sync();
+    const written = await output.stat();
     output.close();
-    await store.commit(temp, target.hex);
+    output = undefined;
+    await store.commit(temp, target.hex, written);
     committed = true;
     return total;
   } finally {
     input.close();
     if (!committed) {
       try {
-        output.close();
+        output?.close();
       } catch { /* closed */ }
       await Deno.remove(temp).catch(() => {});
     }
@@ -595,21 +920,30 @@ export async function fetchUnknown(
   store: ObjectStore,
   name: string,
   sources: readonly string[],
-  options: DownloadOptions = {},
+  options: DownloadOptions & { kind?: string } = {},
 ): Promise<{ hex: string; size: number; from: string }> {
   await store.init();
+  for (const source of sources) {
+    const problem = fileUrlProblem(source);
+    if (problem !== undefined) {
+      throw new DtkError(`Cannot download ${q(name)}: ${problem}`, {
+        exitCode: ExitCode.usage,
+        hint: "Write a local file as file:///path/to/file (three slashes), or use a plain path",
+      });
+    }
+  }
   const failures: Failure[] = [];
   const attempts = options.attempts ?? 3;
   for (const source of sources) {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const temp = store.tempPath();
       try {
-        const { hex, size } = await streamToTemp(source, temp, options);
+        const { hex, size, written } = await streamToTemp(store, source, temp, options);
         await store.withLock(hex, async () => {
           if (await store.check(hex, size) === "present") {
             await Deno.remove(temp).catch(() => {});
           } else {
-            await store.commit(temp, hex);
+            await store.commit(temp, hex, written);
           }
           await store.recordMeta(hex, size, { name, urls: sources, from: source });
         });
@@ -631,11 +965,56 @@ export async function fetchUnknown(
   });
 }
 
+/**
+ * `dtk store add`: copies a local file into the store while hashing it, in one pass (each byte is
+ * read once, hashed, and written), then commits it under its hash unless it is there already.
+ * With `expected`, a file of another hash is refused and nothing is kept.
+ */
+export async function addLocalFile(
+  store: ObjectStore,
+  path: string,
+  options: { name: string; expected?: string },
+): Promise<{ hex: string; size: number; status: "added" | "present" }> {
+  await store.init();
+  const temp = store.tempPath();
+  try {
+    let result;
+    try {
+      result = await streamToTemp(store, path, temp, { maxBytes: Number.MAX_SAFE_INTEGER });
+    } catch (error) {
+      if (!(error instanceof SourceError)) throw error;
+      throw new DtkError(`Cannot add ${q(path)}: ${error.message}`, {
+        exitCode: error.message === "not found" ? ExitCode.usage : ExitCode.failure,
+        hint: "Give a regular file",
+      });
+    }
+    const { hex, size, written } = result;
+    if (options.expected !== undefined && options.expected !== hex) {
+      throw new IntegrityError(
+        `${q(path)} does not match: expected ${formatHash(options.expected)}, got ${
+          formatHash(hex)
+        }`,
+        { hint: "Check that it is the right file" },
+      );
+    }
+    const url = pathToFileUrl(path);
+    return await store.withLock(hex, async () => {
+      const present = await store.check(hex, size) === "present";
+      if (!present) await store.commit(temp, hex, written);
+      await store.recordMeta(hex, size, { name: options.name, urls: [url], from: url });
+      return { hex, size, status: present ? "present" as const : "added" as const };
+    });
+  } finally {
+    await Deno.remove(temp).catch(() => {});
+  }
+}
+
 async function streamToTemp(
+  store: ObjectStore,
   source: string,
   temp: string,
-  options: DownloadOptions,
-): Promise<{ hex: string; size: number }> {
+  options: DownloadOptions & { kind?: string },
+): Promise<{ hex: string; size: number; written: Deno.FileInfo }> {
   let url = source;
   const headers: Record<string, string> = {};
   if (source.startsWith("oci://")) {
@@ -647,19 +1026,28 @@ async function streamToTemp(
       throw new SourceError((error as Error).message, { retryable: error instanceof OciHttpError });
     }
   }
+  const limit = options.maxBytes !== undefined && options.maxBytes > 0
+    ? options.maxBytes
+    : MAX_BYTES_BY_KIND[options.kind ?? ""] ?? MAX_BYTES_DEFAULT;
+  const checkLimit = (n: number) => {
+    if (n > limit) throw tooBig(options.kind, limit, "the download is");
+  };
   const hash = createHash("sha256");
-  const out = await Deno.open(temp, { write: true, createNew: true });
+  const out = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 }).catch(
+    (error) => {
+      throw storeUnwritable(store.dir, error);
+    },
+  );
   const sink = new HashingWriter(out, hash);
   let size: number;
+  let written: Deno.FileInfo;
   try {
     if (!/^https?:\/\//.test(url)) {
-      const path = url.startsWith("file://") ? fromFileUrl(url) : url;
-      const input = await Deno.open(path, { read: true }).catch(() => {
-        throw new SourceError("not found");
-      });
+      const { file: input, info } = await openLocalSource(url, undefined);
       try {
+        checkLimit(info.size);
         size = await drain(sink, temp, {
-          pump: (s) => pumpFile(input, s),
+          pump: (s) => pumpFile(input, s, { onRead: () => checkLimit(sink.bytes) }),
           lost: (error) => `cannot read after ${sink.bytes} bytes: ${errText(error)}`,
           retryable: false,
         });
@@ -668,18 +1056,34 @@ async function streamToTemp(
       }
     } else {
       const controller = new AbortController();
-      const watch = stallWatch(options.stallTimeoutMs ?? 30_000, () => controller.abort());
+      const watch = progressWatch(options, () => controller.abort());
       try {
         const res = await fetch(url, { headers, signal: controller.signal }).catch((e) => {
-          throw new SourceError(`network error: ${errText(e)}`, { retryable: true });
+          throw new SourceError(`network error: ${watch.reason ?? errText(e)}`, {
+            retryable: true,
+          });
         });
         if (!res.ok) {
           await res.body?.cancel();
           throw new SourceError(`HTTP ${res.status}`, { retryable: true });
         }
+        const length = res.headers.get("content-length");
+        if (length !== null && Number(length) > limit) {
+          await res.body?.cancel();
+          throw tooBig(options.kind, limit, `the server announces ${length} bytes,`);
+        }
         size = await drain(sink, temp, {
-          pump: (s) => pumpBody(res.body!, s, { onRead: watch.touch }),
-          lost: (error) => `connection lost after ${sink.bytes} bytes: ${errText(error)}`,
+          pump: (s) =>
+            pumpBody(res.body!, s, {
+              onRead: (n) => {
+                watch.touch(n);
+                checkLimit(sink.bytes);
+              },
+            }),
+          lost: (error) =>
+            watch.reason !== undefined
+              ? `${watch.reason} after ${sink.bytes} bytes`
+              : `connection lost after ${sink.bytes} bytes: ${errText(error)}`,
           retryable: true,
         });
       } finally {
@@ -687,8 +1091,9 @@ async function streamToTemp(
       }
     }
     await out.sync();
+    written = await out.stat();
   } finally {
     out.close();
   }
-  return { hex: hash.digest("hex"), size };
+  return { hex: hash.digest("hex"), size, written };
 }

@@ -3,13 +3,13 @@
  *
  * @module
  */
-import { basename, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { DtkError, IntegrityError, q } from "../lib/errors/mod.ts";
+import { createHash } from "node:crypto";
+import { basename, join } from "node:path";
+import { DtkError, q } from "../lib/errors/mod.ts";
 import { exists, writeFileAtomic } from "../lib/fs/mod.ts";
-import { ensureObject } from "./_download.ts";
+import { addLocalFile, ensureObject } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
-import { formatHash, hashFile } from "./_hash.ts";
+import { hashFrom } from "./_hash.ts";
 import type { ObjectStore } from "./_objects.ts";
 import { imageClosure, walkImage } from "./_image.ts";
 import { pullImageManifests } from "./_image_pull.ts";
@@ -34,7 +34,8 @@ export interface VerifyEntry {
 
 /**
  * Rehashes objects. A corrupt object is removed when `repair` is set, then fetched again from the
- * URLs its metadata records and the mirrors.
+ * URLs its metadata records and the mirrors. An object whose bytes hash right is never removed:
+ * repair makes it read-only again and corrects its metadata. Links are never followed.
  */
 export async function verifyObjects(
   store: ObjectStore,
@@ -45,9 +46,9 @@ export async function verifyObjects(
   for (const hex of hexes) {
     const meta = await store.readMeta(hex);
     const names = meta?.names ?? [];
-    let actual: { hash: string; size: number };
+    let info: Deno.FileInfo;
     try {
-      actual = await hashFile(store.objectPath(hex), { onBytes: options.onBytes });
+      info = await Deno.lstat(store.objectPath(hex));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         out.push({ hex, names, status: "missing" });
@@ -55,14 +56,33 @@ export async function verifyObjects(
       }
       throw error;
     }
-    const info = await Deno.lstat(store.objectPath(hex));
+    let actual: { hash: string; size: number } | undefined;
+    if (info.isFile) {
+      const file = await store.openObject(hex);
+      try {
+        const hash = createHash("sha256");
+        const size = await hashFrom(file, hash, { onBytes: options.onBytes });
+        actual = { hash: hash.digest("hex"), size };
+      } finally {
+        file.close();
+      }
+    }
     const readOnly = ((info.mode ?? 0) & 0o222) === 0;
-    if (actual.hash === hex && readOnly && (meta === undefined || meta.size === actual.size)) {
-      out.push({ hex, names, status: "ok", size: actual.size });
+    const rightBytes = actual?.hash === hex;
+    if (rightBytes && readOnly && (meta === undefined || meta.size === actual?.size)) {
+      out.push({ hex, names, status: "ok", size: actual?.size });
       continue;
     }
     if (!options.repair) {
-      out.push({ hex, names, status: "corrupt", actual: actual.hash, size: actual.size });
+      out.push({ hex, names, status: "corrupt", actual: actual?.hash, size: actual?.size });
+      continue;
+    }
+    if (rightBytes && actual !== undefined) {
+      await store.withLock(hex, async () => {
+        await Deno.chmod(store.objectPath(hex), 0o444);
+        await store.recordMeta(hex, actual.size, {});
+      });
+      out.push({ hex, names, status: "repaired", actual: actual.hash, size: actual.size });
       continue;
     }
     const urls = meta?.urls ?? [];
@@ -70,11 +90,11 @@ export async function verifyObjects(
     await ensureObject(store, {
       name: names[0] ?? hex.slice(0, 12),
       hex,
-      size: actual.hash === hex ? actual.size : null,
+      size: null,
       file: names[0] ?? hex,
       urls,
     }, options.download);
-    out.push({ hex, names, status: "repaired", actual: actual.hash });
+    out.push({ hex, names, status: "repaired", actual: actual?.hash });
   }
   return out;
 }
@@ -84,19 +104,40 @@ export interface GcReport {
   removed: { hex: string; names: string[]; size: number }[];
   /** Roots whose file no longer exists (unregistered unless dry-run). */
   staleRoots: string[];
+  /** Roots that could not be read, dropped because of `force` (unregistered unless dry-run). */
+  droppedRoots: { path: string; reason: string }[];
   /** Abandoned partial downloads removed. */
   partials: number;
   bytes: number;
 }
 
-/** Hashes every live root needs. */
+/** A registered root whose lock exists but cannot be read or parsed. */
+export interface UnreadableRoot {
+  path: string;
+  /** The root record under `roots/`. */
+  file: string;
+  reason: string;
+}
+
+/**
+ * Hashes every live root needs. A root whose lock cannot be read is listed in `unreadable`, never
+ * taken as empty: what it needs is unknown, so only the caller may decide to go on without it.
+ */
 export async function liveHashes(store: ObjectStore): Promise<{
   live: Map<string, string[]>;
   stale: { path: string; file: string }[];
+  unreadable: UnreadableRoot[];
 }> {
-  const live = new Map<string, string[]>();
+  const live = new Map<string, Set<string>>();
   const stale: { path: string; file: string }[] = [];
-  for (const { record, file } of await store.roots()) {
+  const unreadable: UnreadableRoot[] = [];
+  for (
+    const { record, file } of await store.roots({
+      onTorn: (f, reason) => {
+        unreadable.push({ path: f, file: f, reason });
+      },
+    })
+  ) {
     if (record.kind === "cluster") {
       // A cluster's folder (for `dtk cluster list`) pins nothing; it is stale once gone.
       if (!(await exists(record.path))) stale.push({ path: record.path, file });
@@ -105,8 +146,8 @@ export async function liveHashes(store: ObjectStore): Promise<{
     let lock: Lockfile | undefined;
     try {
       lock = await readLock(record.path);
-    } catch {
-      // An unreadable lock still protects nothing we can name; keep the root, keep going.
+    } catch (error) {
+      unreadable.push({ path: record.path, file, reason: firstLine(error) });
       continue;
     }
     if (lock === undefined) {
@@ -121,24 +162,63 @@ export async function liveHashes(store: ObjectStore): Promise<{
           .catch(() => []);
         for (const b of blobs) hexes.add(b.digest.slice(7));
       }
-      for (const hex of hexes) live.set(hex, [...(live.get(hex) ?? []), record.path]);
+      for (const hex of hexes) {
+        let users = live.get(hex);
+        if (users === undefined) live.set(hex, users = new Set());
+        // A set: 10,000 names of one hash in one lock are one user, not 10,000.
+        users.add(record.path);
+      }
     }
   }
-  return { live, stale };
+  return {
+    live: new Map([...live].map(([hex, users]) => [hex, [...users]])),
+    stale,
+    unreadable,
+  };
 }
 
 function imageEntry(name: string, a: ImageArtifact) {
   return { name, ref: a.ref, hash: a.hash, ...(a.manifest ? { manifest: a.manifest } : {}) };
 }
 
-/** Removes objects no root needs, stale roots, and partial downloads older than a day. */
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0] ?? text;
+}
+
+/**
+ * Removes objects no root needs, stale roots, and partial downloads no process holds. A root
+ * that cannot be read stops it (nothing removed) unless `force`, which unregisters that root.
+ */
 export async function gcStore(
   store: ObjectStore,
-  options: { dryRun?: boolean; partialAgeMs?: number } = {},
+  options: { dryRun?: boolean; force?: boolean } = {},
 ): Promise<GcReport> {
   await store.init();
-  const { live, stale } = await liveHashes(store);
-  const report: GcReport = { kept: [], removed: [], staleRoots: [], partials: 0, bytes: 0 };
+  const { live, stale, unreadable } = await liveHashes(store);
+  if (unreadable.length > 0 && !options.force) {
+    const lines = unreadable.map((u) => `  ${u.path}: ${u.reason}`).join("\n");
+    throw new DtkError(
+      `Cannot collect garbage: ${unreadable.length} registered lock(s) cannot be read, so what ` +
+        `they need is unknown\n${lines}`,
+      {
+        hint:
+          "Fix or restore the file(s) and run dtk store gc again; dtk store gc --force forgets those locks and removes what only they needed",
+      },
+    );
+  }
+  const report: GcReport = {
+    kept: [],
+    removed: [],
+    staleRoots: [],
+    droppedRoots: [],
+    partials: 0,
+    bytes: 0,
+  };
+  for (const root of unreadable) {
+    report.droppedRoots.push({ path: root.path, reason: root.reason });
+    if (!options.dryRun) await Deno.remove(root.file).catch(() => {});
+  }
   for (const hex of await store.list()) {
     if (live.has(hex)) {
       report.kept.push(hex);
@@ -156,38 +236,20 @@ export async function gcStore(
     report.staleRoots.push(root.path);
     if (!options.dryRun) await Deno.remove(root.file).catch(() => {});
   }
-  const maxAge = options.partialAgeMs ?? 24 * 3600_000;
-  const tmp = join(store.dir, "tmp");
-  for await (const entry of Deno.readDir(tmp)) {
-    const path = join(tmp, entry.name);
-    const info = await Deno.stat(path).catch(() => undefined);
-    if (info?.mtime && Date.now() - info.mtime.getTime() > maxAge) {
-      report.partials++;
-      if (!options.dryRun) await Deno.remove(path).catch(() => {});
-    }
-  }
+  report.partials = await store.removeIdlePartials({ dryRun: options.dryRun });
   return report;
 }
 
-/** Puts a local file into the store; returns its hash and size. */
+/** Puts a local file into the store (hashed while copied); returns its hash and size. */
 export async function addFile(
   store: ObjectStore,
   path: string,
   options: { name?: string; expected?: string } = {},
 ): Promise<{ hex: string; size: number; status: "added" | "present" }> {
-  const { hash: hex, size } = await hashFile(path);
-  if (options.expected !== undefined && options.expected !== hex) {
-    throw new IntegrityError(
-      `${q(path)} does not match: expected ${formatHash(options.expected)}, got ${formatHash(hex)}`,
-      { hint: "Check that it is the right file" },
-    );
-  }
-  const name = options.name ?? basename(path);
-  const url = pathToFileURL(resolve(path)).href;
-  const result = await ensureObject(store, { name, hex, size, file: name, urls: [url] }, {
-    attempts: 1,
+  return await addLocalFile(store, path, {
+    name: options.name ?? basename(path),
+    expected: options.expected,
   });
-  return { hex, size, status: result.status === "fetched" ? "added" : "present" };
 }
 
 /**
@@ -236,11 +298,26 @@ export async function exportLock(
     const size = await store.size(hex);
     if (have === size) continue;
     const temp = `${target}.tmp-${Deno.pid}`;
-    await Deno.copyFile(store.objectPath(hex), temp);
+    // Through the descriptor of the object itself: a link in objects/ is refused, not copied.
+    const input = await store.openObject(hex);
+    try {
+      const output = await Deno.open(temp, {
+        write: true,
+        create: true,
+        truncate: true,
+        mode: 0o644,
+      });
+      try {
+        await input.readable.pipeTo(output.writable, { preventClose: true });
+        await output.sync();
+      } finally {
+        output.close();
+      }
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw error;
+    }
     await Deno.chmod(temp, 0o644);
-    const f = await Deno.open(temp, { read: true, write: true });
-    await f.sync();
-    f.close();
     await Deno.rename(temp, target);
     objects++;
     bytes += size;

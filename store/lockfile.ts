@@ -229,6 +229,8 @@ function parseArtifact(
     if (!/^(https?|file|oci):\/\//.test(u)) {
       throw lockError(path, `${at}: URL ${q(u)} is not http(s)://, file:// or oci://`);
     }
+    const problem = fileUrlProblem(u);
+    if (problem !== undefined) throw lockError(path, `${at}: ${problem}`);
   }
   const size = a.size ?? null;
   if (size !== null && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) {
@@ -268,6 +270,59 @@ function parseArtifact(
   return artifact;
 }
 
+/**
+ * Why a `file://` URL cannot be read here, or `undefined`. `file://host/path` names another
+ * machine: refuse it as the user's mistake, before anything tries to open it.
+ */
+export function fileUrlProblem(url: string): string | undefined {
+  if (!url.startsWith("file:")) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `URL ${q(url)} is not a valid file:// URL`;
+  }
+  if (parsed.hostname !== "" && parsed.hostname !== "localhost") {
+    return `URL ${q(url)} names the host ${
+      q(parsed.hostname)
+    }: file:// URLs must be local (file:///path)`;
+  }
+  return undefined;
+}
+
+/**
+ * The first key that appears twice in one JSON object of `text` (already known to be valid
+ * JSON), with its 1-based line. `JSON.parse` keeps the last one silently, so a merge that left
+ * two entries of one name would otherwise pick one without a word.
+ */
+export function findDuplicateKey(text: string): { key: string; line: number } | undefined {
+  const stack: { keys: Set<string> | undefined; expectKey: boolean }[] = [];
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") line++;
+    else if (c === "{") stack.push({ keys: new Set(), expectKey: true });
+    else if (c === "[") stack.push({ keys: undefined, expectKey: false });
+    else if (c === "}" || c === "]") stack.pop();
+    else if (c === ",") {
+      const top = stack.at(-1);
+      if (top?.keys !== undefined) top.expectKey = true;
+    } else if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const top = stack.at(-1);
+      if (top?.keys !== undefined && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, line };
+        top.keys.add(key);
+        top.expectKey = false;
+      }
+      i = j;
+    }
+  }
+  return undefined;
+}
+
 /** Reads and validates a lock file; `undefined` when it does not exist. */
 export async function readLock(path: string): Promise<Lockfile | undefined> {
   let text: string;
@@ -282,6 +337,13 @@ export async function readLock(path: string): Promise<Lockfile | undefined> {
     data = JSON.parse(text);
   } catch (error) {
     throw lockError(path, `not JSON (${(error as Error).message})`);
+  }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) {
+    throw lockError(
+      path,
+      `line ${duplicate.line}: duplicate key ${q(duplicate.key)} (a key may appear only once)`,
+    );
   }
   return parseLock(data, path);
 }

@@ -16,11 +16,11 @@ import type { Config } from "../lib/config/types.ts";
 import { IMAGE_PINS, resolveArtifacts } from "../lib/catalog/mod.ts";
 import { DtkError, ExitCode, q } from "../lib/errors/mod.ts";
 import { PAUSE_IMAGE } from "../lib/render/_runtime.ts";
-import { ensureObject } from "./_download.ts";
+import { ensureObject, wrongLockSize } from "./_download.ts";
 import { imageClosure } from "./_image.ts";
 import { pullImageManifests, resolveImages } from "./_image_pull.ts";
 import type { DownloadOptions, EnsureResult, FetchTarget } from "./_download.ts";
-import { ObjectStore } from "./_objects.ts";
+import { ObjectStore, type StoreOptions } from "./_objects.ts";
 import { resolveLock } from "./_resolve.ts";
 import type { ResolveResult } from "./_resolve.ts";
 import {
@@ -35,15 +35,22 @@ import {
   writeLock,
 } from "./lockfile.ts";
 
-export { ObjectStore } from "./_objects.ts";
-export type { ObjectMeta, ObjectState, RootRecord } from "./_objects.ts";
-export { ensureObject, fetchUnknown, sourcesFor } from "./_download.ts";
+export { ObjectStore, storeUnwritable } from "./_objects.ts";
+export type { ObjectMeta, ObjectState, RootRecord, StoreOptions } from "./_objects.ts";
+export {
+  ensureObject,
+  fetchUnknown,
+  MAX_BYTES_BY_KIND,
+  sourcesFor,
+  tuningFromEnv,
+} from "./_download.ts";
 export type { DownloadOptions, EnsureResult, FetchTarget, ProgressEvent } from "./_download.ts";
 export { formatHash, hashFile, parseHash, requireHash, shortHash } from "./_hash.ts";
 export { fetchSmallText, findChecksum, findInHelmIndex, resolveLock } from "./_resolve.ts";
 export type { ResolveOptions, ResolveResult } from "./_resolve.ts";
 export { addFile, exportLock, gcStore, importDir, liveHashes, verifyObjects } from "./_maintain.ts";
-export type { GcReport, VerifyEntry } from "./_maintain.ts";
+export type { GcReport, UnreadableRoot, VerifyEntry } from "./_maintain.ts";
+export { redactUrl } from "./_url.ts";
 export { parseOciUrl, resolveOciChart } from "./_oci.ts";
 export {
   DOCKER_LIST,
@@ -69,8 +76,8 @@ export function configImages(_config: Pick<Config, "addons">): string[] {
 export * from "./lockfile.ts";
 
 /** Opens (without creating) the store in `dir`. */
-export function openStore(dir: string): ObjectStore {
-  return new ObjectStore(dir);
+export function openStore(dir: string, options: StoreOptions = {}): ObjectStore {
+  return new ObjectStore(dir, options);
 }
 
 /** Where an artifact of a lock lives in the store (whether or not it is there yet). */
@@ -207,6 +214,7 @@ export function lockTargets(lock: Lockfile): FetchTarget[] {
     file: artifactFileName(name, a),
     urls: a.urls,
     version: a.version,
+    kind: a.kind,
   }));
 }
 
@@ -285,7 +293,8 @@ async function imageTargets(
 
 /**
  * Makes every artifact of a lock present and verified, `jobs` at a time. Artifacts sharing a hash
- * are fetched once. Throws the first failure after the other downloads have finished.
+ * are fetched once, and their names recorded in one metadata write. Throws the first failure
+ * after the other downloads have finished.
  */
 export async function ensureLock(lock: Lockfile, options: EnsureOptions): Promise<EnsureSummary> {
   const started = performance.now();
@@ -300,15 +309,25 @@ export async function ensureLock(lock: Lockfile, options: EnsureOptions): Promis
   const results: EnsureResult[] = [];
   const worker = async () => {
     for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
-      for (const target of group) {
-        try {
-          const result = await ensureObject(store, target, options);
-          results.push(result);
-          options.onResult?.(result);
-        } catch (error) {
-          errors.push(error);
-          break;
+      const [first, ...others] = group;
+      if (first === undefined) continue;
+      try {
+        const result = await ensureObject(store, { ...first, also: others }, options);
+        const wrong = others.find((t) => t.size !== null && t.size !== result.size);
+        if (wrong !== undefined) throw wrongLockSize(wrong, result.size);
+        for (const target of group) {
+          const each: EnsureResult = target === first ? result : {
+            name: target.name,
+            hex: target.hex,
+            status: "present",
+            transferred: 0,
+            size: result.size,
+          };
+          results.push(each);
+          options.onResult?.(each);
         }
+      } catch (error) {
+        errors.push(error);
       }
     }
   };

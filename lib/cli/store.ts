@@ -46,6 +46,7 @@ import {
   readLock,
   requireLock,
   shortHash,
+  tuningFromEnv,
   verifyObjects,
   walkImage,
   writeLock,
@@ -65,25 +66,15 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Download settings from the environment (tests shorten them). */
-function downloadTuning(
-  ctx: CliContext,
-): Pick<DownloadOptions, "stallTimeoutMs" | "backoffMs" | "attempts"> {
-  const num = (name: string) => {
-    const v = ctx.env(name);
-    return v === undefined || v === "" || !Number.isFinite(Number(v)) ? undefined : Number(v);
-  };
-  return {
-    stallTimeoutMs: num("DTK_STALL_TIMEOUT_MS"),
-    backoffMs: num("DTK_BACKOFF_MS"),
-    attempts: num("DTK_FETCH_ATTEMPTS"),
-  };
+/** Download limits and timing from the environment (`DTK_MAX_DOWNLOAD_BYTES`, `DTK_MIN_RATE`, …). */
+function downloadTuning(ctx: CliContext): Partial<DownloadOptions> {
+  return tuningFromEnv(ctx.env);
 }
 
 async function context(ctx: CliContext, cmd: Command) {
   const globals = cmd.optsWithGlobals() as GlobalOptions;
   const config: Config = await ctx.loadConfig(globals);
-  const store = openStore(storeDir(config, ctx.env));
+  const store = openStore(storeDir(config, ctx.env), { warn: (m) => ctx.out.warn(m) });
   return { globals, config, store };
 }
 
@@ -411,7 +402,13 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         if (r.status === "ok") ctx.out.debug(`ok ${label}`);
         else if (r.status === "repaired") ctx.out.warn(`repaired ${label} (was ${r.actual})`);
         else if (r.status === "missing") ctx.out.warn(`missing ${label}`);
-        else ctx.out.warn(`corrupt ${label}: content hashes to ${formatHash(r.actual ?? "")}`);
+        else if (r.actual === r.hex) {
+          ctx.out.warn(
+            `damaged ${label}: the bytes are right, but the file is writable or its metadata disagrees`,
+          );
+        } else if (r.actual === undefined) {
+          ctx.out.warn(`corrupt ${label}: not a regular file`);
+        } else ctx.out.warn(`corrupt ${label}: content hashes to ${formatHash(r.actual)}`);
       }
       const bad = report.filter((r) => r.status === "corrupt" || r.status === "missing");
       const secs = elapsed / 1000;
@@ -430,9 +427,13 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
     .command("gc")
     .description("Remove objects that no registered lock or cluster needs")
     .option("--dry-run", "Only list what would be removed")
-    .action(async function (this: Command, opts: { dryRun?: boolean }) {
+    .option(
+      "--force",
+      "Go on when a registered lock cannot be read: forget it and remove what only it needed",
+    )
+    .action(async function (this: Command, opts: { dryRun?: boolean; force?: boolean }) {
       const { globals, store: s } = await context(ctx, this);
-      const report = await gcStore(s, { dryRun: opts.dryRun });
+      const report = await gcStore(s, { dryRun: opts.dryRun, force: opts.force });
       if (globals.json) {
         ctx.out.data(JSON.stringify(report, null, 2));
         return;
@@ -444,6 +445,14 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         );
       }
       for (const root of report.staleRoots) ctx.out.info(`${verb} root ${root} (file gone)`);
+      for (const root of report.droppedRoots) {
+        ctx.out.warn(
+          `${opts.dryRun ? "would forget" : "forgot"} root ${root.path}: ${root.reason}`,
+        );
+      }
+      if (report.partials > 0) {
+        ctx.out.info(`${verb} ${report.partials} partial download file(s) no process holds`);
+      }
       ctx.out.success(
         `${opts.dryRun ? "Would remove" : "Removed"} ${report.removed.length} objects ` +
           `(${formatBytes(report.bytes)}), kept ${report.kept.length}`,

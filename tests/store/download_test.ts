@@ -416,11 +416,12 @@ Deno.test({
       }).output();
       assert.ok(mount.success, new TextDecoder().decode(mount.stderr));
       try {
+        // No size known and no Content-Length: nothing warns before the disk fills.
         const body = fixture(4 << 20, 21);
-        server.routes.set("/big.bin", { body });
+        server.routes.set("/big.bin", { body, truncateTo: body.length });
         const store = new ObjectStore(join(mnt, "store"));
         await assert.rejects(
-          () => ensureObject(store, target(body, [`${server.url}/big.bin`]), fast),
+          () => ensureObject(store, target(body, [`${server.url}/big.bin`], { size: null }), fast),
           (e: unknown) => {
             assert.ok(e instanceof DtkError && !(e instanceof IntegrityError), String(e));
             assert.match(e.message, /^Cannot write to the store at ".*\.partial": /);

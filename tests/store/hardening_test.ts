@@ -1,0 +1,585 @@
+/**
+ * The store against hostile and careless input (issue 14): locks that lie about sizes or do not
+ * parse, unbounded and dripping downloads, a full disk, links and FIFOs planted where files are
+ * expected, credentials in URLs, 10,000 names over one hash, remote `file://` URLs, read-only
+ * stores, duplicate lock keys. Each test fails without its fix.
+ *
+ * The full-disk tests mount a small tmpfs (they need root and are skipped otherwise); the
+ * read-only store is a read-only tmpfs mount as root, else a folder without write permission.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DtkError, ExitCode, IntegrityError } from "../../lib/errors/mod.ts";
+import { renderError } from "../../lib/cli/render_error.ts";
+import {
+  addFile,
+  ensureLock,
+  ensureObject,
+  exportLock,
+  type FetchTarget,
+  formatHash,
+  gcStore,
+  importDir,
+  type Lockfile,
+  ObjectStore,
+  readLock,
+  verifyObjects,
+  writeLock,
+} from "../../store/mod.ts";
+import { fixture, sha256, TestServer } from "./_server.ts";
+
+const fast = { backoffMs: 10, stallTimeoutMs: 2000, attempts: 1 };
+const isRoot = Deno.uid() === 0;
+const ENTRY = new URL("./_dtk.ts", import.meta.url).pathname;
+
+interface Env {
+  server: TestServer;
+  store: ObjectStore;
+  dir: string;
+}
+
+async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-harden-" });
+  const server = new TestServer();
+  try {
+    await fn({ server, store: new ObjectStore(join(dir, "store")), dir });
+  } finally {
+    await server.close();
+    await Deno.chmod(dir, 0o755).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function target(body: Uint8Array, urls: string[], extra: Partial<FetchTarget> = {}): FetchTarget {
+  return { name: "thing", hex: sha256(body), size: body.length, file: "thing.bin", urls, ...extra };
+}
+
+function lockOf(entries: Record<string, { body: Uint8Array; size?: number | null }>): Lockfile {
+  const artifacts: Lockfile["artifacts"] = {};
+  for (const [name, e] of Object.entries(entries)) {
+    artifacts[name] = {
+      version: "1",
+      kind: "binary",
+      arch: "noarch",
+      urls: [],
+      hash: formatHash(sha256(e.body)),
+      size: e.size === undefined ? e.body.length : e.size,
+      source: "pinned",
+    };
+  }
+  return { version: 1, artifacts };
+}
+
+/** Fails (instead of hanging the suite) when `promise` takes longer than `ms`. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function mountTmpfs(path: string, options: string): Promise<void> {
+  await Deno.mkdir(path, { recursive: true });
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", options, "tmpfs", path],
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+}
+
+async function umount(path: string): Promise<void> {
+  await new Deno.Command("umount", { args: [path] }).output();
+}
+
+// --- sizes in locks are claims ---------------------------------------------------------------
+
+Deno.test("a lock's wrong size never deletes a verified object; the error names the size", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(100_000, 1);
+    server.routes.set("/a.bin", { body });
+    await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+    const lock = lockOf({ good: { body }, liar: { body, size: body.length + 1 } });
+    await assert.rejects(
+      () => ensureObject(store, target(body, [], { name: "liar", size: body.length + 1 }), fast),
+      (e: unknown) => {
+        assert.ok(e instanceof IntegrityError, String(e));
+        assert.match(e.message, /The lock's size for "liar" is wrong: it says 100001 bytes/);
+        assert.match(e.message, /is 100000 bytes/);
+        assert.match(e.hint ?? "", /Correct "size"/);
+        return true;
+      },
+    );
+    assert.equal(await store.check(sha256(body)), "present", "the object shared by locks stays");
+    // Through a whole lock too, when the liar is not the first name of its hash.
+    await assert.rejects(() => ensureLock(lock, { store, ...fast }), /"liar" is wrong/);
+    assert.equal(await store.check(sha256(body)), "present");
+    assert.equal(server.log.length, 1, "nothing was fetched again");
+  });
+});
+
+Deno.test("right bytes with a writable mode or wrong metadata are repaired, not deleted", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(50_000, 2);
+    server.routes.set("/a.bin", { body });
+    const hex = sha256(body);
+    await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+    await Deno.chmod(store.objectPath(hex), 0o644);
+    const [entry] = await verifyObjects(store, [hex], { repair: true });
+    assert.equal(entry?.status, "repaired");
+    assert.equal((await Deno.lstat(store.objectPath(hex))).mode! & 0o777, 0o444);
+    // Metadata that lies about the size: the object is rehashed and kept.
+    const meta = JSON.parse(await Deno.readTextFile(store.metaPath(hex)));
+    await Deno.writeTextFile(store.metaPath(hex), JSON.stringify({ ...meta, size: 1 }));
+    const again = await ensureObject(store, target(body, []), fast);
+    assert.equal(again.status, "present");
+    assert.equal((await store.readMeta(hex))?.size, body.length);
+    assert.equal(server.log.length, 1, "never downloaded again");
+  });
+});
+
+// --- gc and unreadable roots -----------------------------------------------------------------
+
+Deno.test("gc stops on a registered lock that does not parse; --force drops that root", async () => {
+  await withEnv(async ({ server, store, dir }) => {
+    const body = fixture(10_000, 3);
+    server.routes.set("/a.bin", { body });
+    const hex = sha256(body);
+    await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+    const lockFile = join(dir, "dtk.lock");
+    await writeLock(lockFile, lockOf({ thing: { body } }));
+    await store.addRoot(lockFile);
+    // A merge left conflict markers: the lock cannot be read.
+    const text = await Deno.readTextFile(lockFile);
+    await Deno.writeTextFile(lockFile, `<<<<<<< HEAD\n${text}=======\n>>>>>>> other\n`);
+    await assert.rejects(() => gcStore(store), (e: unknown) => {
+      assert.ok(e instanceof DtkError, String(e));
+      assert.match(e.message, /cannot be read/);
+      assert.ok(e.message.includes(lockFile), "names the file");
+      assert.match(e.hint ?? "", /--force/);
+      return true;
+    });
+    assert.equal(await store.check(hex), "present", "gc removed nothing");
+    // A torn root record stops it too: it names a lock nobody can know.
+    const torn = join(store.dir, "roots", "torn.json");
+    await Deno.writeTextFile(torn, "{");
+    await assert.rejects(() => gcStore(store), /torn\.json/);
+    const dry = await gcStore(store, { force: true, dryRun: true });
+    assert.equal(dry.droppedRoots.length, 2);
+    assert.equal(await store.check(hex), "present");
+    const forced = await gcStore(store, { force: true });
+    assert.deepEqual(forced.removed.map((r) => r.hex), [hex]);
+    assert.deepEqual((await store.roots()).length, 0, "the unreadable roots are forgotten");
+  });
+});
+
+// --- bounded downloads -----------------------------------------------------------------------
+
+Deno.test("a download of unknown size is bounded by kind or DTK_MAX_DOWNLOAD_BYTES", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(300_000, 4);
+    // No Content-Length: the bound is enforced while streaming, and the partial is removed.
+    server.routes.set("/endless", { body, truncateTo: body.length, chunk: 16_384, delayMs: 1 });
+    server.routes.set("/announced", { body });
+    const hex = sha256(body);
+    for (const path of ["/endless", "/announced"]) {
+      await assert.rejects(
+        () =>
+          ensureObject(
+            store,
+            target(body, [`${server.url}${path}`], { size: null, kind: "chart" }),
+            { ...fast, maxBytes: 100_000 },
+          ),
+        (e: unknown) => {
+          assert.ok(e instanceof DtkError, String(e));
+          assert.match(e.message, /more than the 97\.7 KiB a chart of unknown size may take/);
+          assert.match(e.message, /DTK_MAX_DOWNLOAD_BYTES/);
+          return true;
+        },
+      );
+      assert.equal(await Deno.lstat(store.partialPath(hex)).catch(() => null), null, path);
+    }
+    // The per-kind default applies without the override.
+    const { MAX_BYTES_BY_KIND } = await import("../../store/mod.ts");
+    assert.equal(MAX_BYTES_BY_KIND.chart, 64 << 20);
+    const ok = await ensureObject(
+      store,
+      target(body, [`${server.url}/announced`], { size: null, kind: "binary" }),
+      fast,
+    );
+    assert.equal(ok.status, "fetched");
+  });
+});
+
+Deno.test({
+  name: "full disk: refused before starting when the size is known; partial removed on ENOSPC",
+  ignore: !isRoot, // a small tmpfs needs root to mount
+  fn: async () => {
+    await withEnv(async ({ server, dir }) => {
+      const mnt = join(dir, "small");
+      await mountTmpfs(mnt, "size=1m");
+      try {
+        const body = fixture(2 << 20, 5);
+        server.routes.set("/big.bin", { body });
+        server.routes.set("/nolength.bin", { body, truncateTo: body.length });
+        const store = new ObjectStore(join(mnt, "store"));
+        await assert.rejects(
+          () => ensureObject(store, target(body, [`${server.url}/big.bin`]), fast),
+          /Not enough space in the store for "thing": it needs 2\.0 MiB/,
+        );
+        assert.equal(server.log.length, 0, "not one request before the space check");
+        await assert.rejects(
+          () =>
+            ensureObject(store, target(body, [`${server.url}/nolength.bin`], { size: null }), fast),
+          /Cannot write to the store/,
+        );
+        const tmp = [...Deno.readDirSync(join(store.dir, "tmp"))].map((e) => e.name);
+        assert.deepEqual(tmp, [], "the partial is gone: the disk is not left full");
+      } finally {
+        await umount(mnt);
+      }
+    });
+  },
+});
+
+Deno.test("gc removes partial downloads no process holds, and keeps a held one", async () => {
+  await withEnv(async ({ store }) => {
+    await store.init();
+    const idle = "a".repeat(64);
+    const held = "b".repeat(64);
+    for (const hex of [idle, held]) {
+      await Deno.writeFile(store.partialPath(hex), new Uint8Array(1000));
+      await Deno.writeTextFile(`${store.partialPath(hex)}.json`, "{}");
+    }
+    // A temp file of a process that is gone, and one of this (live) process.
+    const gone = join(store.dir, "tmp", "new-999999999-x.partial");
+    const mine = store.tempPath();
+    await Deno.writeFile(gone, new Uint8Array(10));
+    await Deno.writeFile(mine, new Uint8Array(10));
+    const report = await store.withLock(held, () => gcStore(store));
+    assert.equal(report.partials, 3);
+    const left = [...Deno.readDirSync(join(store.dir, "tmp"))].map((e) => e.name).sort();
+    assert.deepEqual(left, [`${held}.partial`, `${held}.partial.json`, mine.split("/").at(-1)]);
+  });
+});
+
+// --- links and FIFOs -------------------------------------------------------------------------
+
+Deno.test("a partial planted as a link is never written through, chmodded or committed", async () => {
+  await withEnv(async ({ server, store, dir }) => {
+    const body = fixture(200_000, 6);
+    server.routes.set("/a.bin", { body, etag: '"v1"' });
+    const hex = sha256(body);
+    await store.init();
+    const victim = join(dir, "victim.txt");
+    await Deno.writeTextFile(victim, "precious");
+    await Deno.chmod(victim, 0o600);
+    // As a resume (state file present) and as a fresh download.
+    for (const resume of [true, false]) {
+      await Deno.symlink(victim, store.partialPath(hex));
+      if (resume) {
+        await Deno.writeTextFile(
+          `${store.partialPath(hex)}.json`,
+          JSON.stringify({ url: `${server.url}/a.bin`, validator: '"v1"' }),
+        );
+      }
+      await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+      assert.equal(await Deno.readTextFile(victim), "precious");
+      assert.equal((await Deno.stat(victim)).mode! & 0o777, 0o600, "the target's mode is kept");
+      const info = await Deno.lstat(store.objectPath(hex));
+      assert.ok(info.isFile && !info.isSymlink, "the object is a regular file");
+      assert.equal(sha256(await Deno.readFile(store.objectPath(hex))), hex);
+      await store.remove(hex);
+    }
+  });
+});
+
+Deno.test("objects and lock files planted as links are not followed", async () => {
+  await withEnv(async ({ server, store, dir }) => {
+    const body = fixture(5_000, 7);
+    const hex = sha256(body);
+    server.routes.set("/a.bin", { body });
+    await store.init();
+    const outside = join(dir, "outside.bin");
+    await Deno.writeFile(outside, body);
+    await Deno.chmod(outside, 0o444);
+    await Deno.symlink(outside, store.objectPath(hex));
+    assert.equal(await store.check(hex), "corrupt");
+    const [v] = await verifyObjects(store, [hex]);
+    assert.equal(v?.status, "corrupt", "a link is not an object, even to the right bytes");
+    const lockTarget = join(dir, "created-by-lock.txt");
+    await Deno.symlink(lockTarget, join(store.dir, "locks", `${hex}.lock`));
+    const got = await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+    assert.equal(got.status, "fetched");
+    assert.ok((await Deno.lstat(store.objectPath(hex))).isFile);
+    assert.equal(await Deno.lstat(lockTarget).catch(() => null), null, "no file made via the link");
+  });
+});
+
+Deno.test("a FIFO as a file:// source, in store import or in store add is refused at once", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const body = fixture(1000, 8);
+    const fifo = join(dir, "fifo");
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mk.success);
+    try {
+      await within(
+        5000,
+        "a file:// FIFO source",
+        assert.rejects(
+          () => ensureObject(store, target(body, [`file://${fifo}`]), fast),
+          /a FIFO, not a regular file/,
+        ),
+      );
+      const usb = join(dir, "usb");
+      await Deno.mkdir(join(usb, "sha256"), { recursive: true });
+      await writeLock(join(usb, "dtk.lock"), lockOf({ thing: { body } }));
+      await Deno.symlink(fifo, join(usb, "sha256", sha256(body)));
+      await within(5000, "store import of a FIFO", assert.rejects(() => importDir(store, usb)));
+      await within(5000, "store add of a FIFO", assert.rejects(() => addFile(store, fifo), /FIFO/));
+    } finally {
+      // Should an open have blocked on the FIFO, a writer releases it so the test can end
+      // (read+write never blocks on Linux).
+      const w = await Deno.open(fifo, { read: true, write: true }).catch(() => undefined);
+      w?.close();
+    }
+  });
+});
+
+Deno.test("store import does not follow a link out of its folder", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const body = fixture(3000, 9);
+    const hex = sha256(body);
+    const secret = join(dir, "private.bin");
+    await Deno.writeFile(secret, body);
+    const usb = join(dir, "usb");
+    await Deno.mkdir(join(usb, "sha256"), { recursive: true });
+    await writeLock(join(usb, "dtk.lock"), lockOf({ thing: { body } }));
+    await Deno.symlink(secret, join(usb, "sha256", hex));
+    await assert.rejects(() => importDir(store, usb), /Cannot fetch "thing"/);
+    assert.equal(await store.check(hex), "missing");
+    // A link inside the folder is fine.
+    await Deno.remove(join(usb, "sha256", hex));
+    await Deno.writeFile(join(usb, "real.bin"), body);
+    await Deno.symlink(join(usb, "real.bin"), join(usb, "sha256", hex));
+    const ok = await importDir(store, usb);
+    assert.equal(ok.imported, 1);
+  });
+});
+
+// --- slow sources ----------------------------------------------------------------------------
+
+Deno.test("a drip below the minimum rate, or past the deadline, is given up with a named limit", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(100_000, 10);
+    server.routes.set("/drip", { body, chunk: 10, delayMs: 20 });
+    const t = target(body, [`${server.url}/drip`]);
+    await within(
+      10_000,
+      "the drip",
+      assert.rejects(
+        () => ensureObject(store, t, { ...fast, minRate: 10_000, rateWindowMs: 400 }),
+        /too slow: .* below the minimum of 9\.8 KiB\/s \(DTK_MIN_RATE\)/,
+      ),
+    );
+    await within(
+      10_000,
+      "the deadline",
+      assert.rejects(
+        () => ensureObject(store, t, { ...fast, minRate: 0, deadlineMs: 300 }),
+        /the deadline per artifact \(DTK_FETCH_DEADLINE_MS\)/,
+      ),
+    );
+  });
+});
+
+// --- store folder, credentials ---------------------------------------------------------------
+
+Deno.test("the store folder is created 0700; a folder others can read is reported", async () => {
+  await withEnv(async ({ dir }) => {
+    const store = new ObjectStore(join(dir, "fresh", "store"));
+    await store.init();
+    assert.equal((await Deno.stat(store.dir)).mode! & 0o777, 0o700);
+    for (const sub of ["objects", "tmp", "meta"]) {
+      assert.equal((await Deno.stat(join(store.dir, sub))).mode! & 0o077, 0, sub);
+    }
+    const open = join(dir, "open");
+    await Deno.mkdir(open);
+    await Deno.chmod(open, 0o755);
+    const warnings: string[] = [];
+    await new ObjectStore(open, { warn: (m) => warnings.push(m) }).init();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /can be read by other users \(mode 755\).*chmod 700/);
+  });
+});
+
+Deno.test("credentials in URLs are never written to meta/*.json", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(2000, 11);
+    server.routes.set("/a.bin", { body });
+    const base = server.url.replace("http://", "http://alice:hunter2@");
+    const url = `${base}/a.bin?token=s3cr3t&X-Amz-Signature=abc123&v=1`;
+    await ensureObject(store, target(body, [url]), fast);
+    const text = await Deno.readTextFile(store.metaPath(sha256(body)));
+    for (const secret of ["hunter2", "alice", "s3cr3t", "abc123"]) {
+      assert.ok(!text.includes(secret), `meta holds ${secret}: ${text}`);
+    }
+    assert.match(text, /"from": "http:\/\/127\.0\.0\.1:\d+\/a\.bin\?token=REDACTED/);
+  });
+});
+
+// --- many names over one hash ----------------------------------------------------------------
+
+/** Counts metadata writes: each `recordMeta` call writes at most once. */
+class CountingStore extends ObjectStore {
+  writes = 0;
+  override recordMeta(...args: Parameters<ObjectStore["recordMeta"]>) {
+    this.writes++;
+    return super.recordMeta(...args);
+  }
+}
+
+Deno.test("10,000 names over one hash: one metadata write per object, and store ls works", async () => {
+  await withEnv(async ({ server, dir }) => {
+    const body = fixture(1000, 12);
+    server.routes.set("/a.bin", { body });
+    const entries: Record<string, { body: Uint8Array }> = {};
+    for (let i = 0; i < 10_000; i++) entries[`name-${i}`] = { body };
+    const lock = lockOf(entries);
+    for (const a of Object.values(lock.artifacts)) a.urls = [`${server.url}/a.bin`];
+    const storeDir = join(dir, "store");
+    const cold = new CountingStore(storeDir);
+    const summary = await ensureLock(lock, { store: cold, ...fast });
+    assert.equal(summary.results.length, 10_000);
+    assert.equal(cold.writes, 1, "cold: one write for 10,000 names");
+    assert.equal((await cold.readMeta(sha256(body)))?.names.length, 10_000);
+    const warm = new CountingStore(storeDir);
+    await ensureLock(lock, { store: warm, ...fast });
+    assert.equal(warm.writes, 0, "warm: nothing new to write");
+    // `dtk store ls` with that lock registered, as a real subprocess.
+    const lockFile = join(dir, "dtk.lock");
+    await writeLock(lockFile, lock);
+    await warm.addRoot(lockFile);
+    for (const args of [["store", "ls"], ["--json", "store", "ls"]]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", ENTRY, ...args],
+        cwd: dir,
+        env: { DTK_STORE: storeDir, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.ok(!stderr.includes("RangeError"), stderr);
+    }
+  });
+});
+
+// --- user errors, not bugs -------------------------------------------------------------------
+
+function assertUserError(e: unknown, pattern: RegExp): true {
+  assert.ok(e instanceof DtkError, `a DtkError, not ${String(e)}`);
+  assert.match(e.message, pattern);
+  assert.ok(e.hint, "with a hint");
+  const plain = (s: string) => s;
+  const out = { red: plain, bold: plain, cyan: plain, dim: plain, verbose: false };
+  assert.ok(!renderError(e, out).text.includes("This is a bug"));
+  return true;
+}
+
+Deno.test("a file://host/ URL is a user error with a hint, in a lock and as a mirror", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const body = fixture(100, 13);
+    const lockFile = join(dir, "dtk.lock");
+    const lock = lockOf({ thing: { body } });
+    await Deno.writeTextFile(
+      lockFile,
+      JSON.stringify({
+        ...lock,
+        artifacts: { thing: { ...lock.artifacts.thing, urls: ["file://fileserver/x.bin"] } },
+      }),
+    );
+    await assert.rejects(() => readLock(lockFile), (e: unknown) => {
+      assertUserError(e, /names the host "fileserver": file:\/\/ URLs must be local/);
+      assert.equal((e as DtkError).exitCode, ExitCode.usage);
+      return true;
+    });
+    await assert.rejects(
+      () => ensureObject(store, target(body, []), { ...fast, mirrors: ["file://nas/export"] }),
+      (e: unknown) => assertUserError(e, /names the host "nas"/),
+    );
+  });
+});
+
+Deno.test("a read-only store is a user error with a hint", async () => {
+  await withEnv(async ({ server, dir }) => {
+    const body = fixture(100, 14);
+    server.routes.set("/a.bin", { body });
+    const ro = join(dir, "ro");
+    if (isRoot) await mountTmpfs(ro, "ro,size=1m");
+    else {
+      await Deno.mkdir(ro);
+      await Deno.chmod(ro, 0o555);
+    }
+    try {
+      const store = new ObjectStore(join(ro, "store"));
+      await assert.rejects(
+        () => ensureObject(store, target(body, [`${server.url}/a.bin`]), fast),
+        (e: unknown) => assertUserError(e, /Cannot write to the store/),
+      );
+      const error = await ensureObject(store, target(body, []), fast).catch((e) => e);
+      assert.match((error as DtkError).hint ?? "", /DTK_STORE/);
+    } finally {
+      if (isRoot) await umount(ro);
+    }
+  });
+});
+
+Deno.test("duplicate keys in dtk.lock are refused with the line", async () => {
+  await withEnv(async ({ dir }) => {
+    const hex = "a".repeat(64);
+    const path = join(dir, "dtk.lock");
+    await Deno.writeTextFile(
+      path,
+      `{\n  "artifacts": {\n    "kubelet": { "hash": "sha256:${hex}", "urls": [] },\n` +
+        `    "kubelet": { "hash": "sha256:${
+          "b".repeat(64)
+        }", "urls": [] }\n  },\n  "version": 1\n}\n`,
+    );
+    await assert.rejects(() => readLock(path), (e: unknown) => {
+      assertUserError(e, /line 4: duplicate key "kubelet"/);
+      return true;
+    });
+    // Equal keys in different objects are fine.
+    await Deno.writeTextFile(
+      path,
+      `{"artifacts": {"a": {"hash": "sha256:${hex}", "urls": []}, "b": {"hash": "sha256:${hex}"}}}`,
+    );
+    assert.equal(Object.keys((await readLock(path))!.artifacts).length, 2);
+  });
+});
+
+// --- store add -------------------------------------------------------------------------------
+
+Deno.test("store add hashes while copying: right object, and a wrong --hash keeps nothing", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const body = fixture(5 << 20, 15);
+    const file = join(dir, "file.bin");
+    await Deno.writeFile(file, body);
+    await assert.rejects(
+      () => addFile(store, file, { expected: "c".repeat(64) }),
+      /does not match/,
+    );
+    assert.deepEqual(await store.list(), []);
+    assert.deepEqual([...Deno.readDirSync(join(store.dir, "tmp"))], [], "no temp file left");
+    const added = await addFile(store, file);
+    assert.deepEqual([added.hex, added.size, added.status], [sha256(body), body.length, "added"]);
+    assert.equal(sha256(await Deno.readFile(store.objectPath(added.hex))), added.hex);
+    assert.equal((await addFile(store, file)).status, "present");
+    // The exported copy reads the object through its own descriptor.
+    const lock = lockOf({ file: { body } });
+    const out = join(dir, "export");
+    await exportLock(store, lock, out);
+    assert.equal(sha256(await Deno.readFile(join(out, "sha256", added.hex))), added.hex);
+  });
+});
