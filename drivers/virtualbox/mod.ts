@@ -9,7 +9,13 @@
  * @module
  */
 import { join } from "node:path";
-import { commandFailed, type Runner, type RunOptions, type RunResult } from "../../lib/exec/mod.ts";
+import {
+  commandFailed,
+  formatCommand,
+  type Runner,
+  type RunOptions,
+  type RunResult,
+} from "../../lib/exec/mod.ts";
 import { DtkError, q } from "../../lib/errors/mod.ts";
 import { writeIso } from "../../lib/iso/mod.ts";
 import type { IsoFile } from "../../lib/iso/mod.ts";
@@ -334,7 +340,7 @@ export class VirtualBoxDriver implements Driver {
       async () => (await this.status(name)) === "stopped" ? true : undefined,
       `${what} ${q(name)} to finish (VM powered off)`,
       wait,
-      `Watch it in the VirtualBox GUI, or: VBoxManage showvminfo ${name}`,
+      `Watch it in the VirtualBox GUI, or: ${formatCommand(["VBoxManage", "showvminfo", name])}`,
     );
   }
 

@@ -231,9 +231,17 @@ class Installer {
       timeoutMs: this.#t.helmMs + this.#t.graceMs,
       what,
     });
-    const inspect =
-      `Inspect it with: helm status ${rendered.release} --namespace ${rendered.namespace} ` +
-      `--kubeconfig ${this.#o.kubeconfig}`;
+    const inspect = `Inspect it with: ${
+      formatCommand([
+        "helm",
+        "status",
+        rendered.release,
+        "--namespace",
+        rendered.namespace,
+        "--kubeconfig",
+        this.#o.kubeconfig,
+      ])
+    }`;
     if (result.killed) {
       throw new TimeoutError(`${this.#label()}: helm release ${q(rendered.release)} to install`, {
         timeoutMs: this.#t.helmMs,
@@ -370,8 +378,16 @@ class Installer {
       await sleep(Math.min(this.#t.pollMs, left), this.#o.signal);
     }
     const namespace = check.namespace;
-    const inspect = `Inspect it with: kubectl --kubeconfig ${this.#o.kubeconfig}` +
-      (namespace ? ` --namespace ${namespace}` : "") + " get pods,events";
+    const inspect = `Inspect it with: ${
+      formatCommand([
+        "kubectl",
+        "--kubeconfig",
+        this.#o.kubeconfig,
+        ...(namespace ? ["--namespace", namespace] : []),
+        "get",
+        "pods,events",
+      ])
+    }`;
     throw new TimeoutError(`${this.#label()}: ${describeCheck(check)}`, {
       timeoutMs: this.#t.readyMs,
       hint: withOutput(inspect, outputOf(last)),

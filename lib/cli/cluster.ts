@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { DtkError, PrerequisiteError, q, UsageError } from "../errors/mod.ts";
 import { exists, writeFileAtomic } from "../fs/mod.ts";
+import { shellQuote } from "../exec/mod.ts";
 import { generatedDir, lockPath, pkiLayout, storeDir } from "../paths/mod.ts";
 import { lockConfig, mirrorList, openStore, readLock } from "../../store/mod.ts";
 import type { Driver } from "../../drivers/mod.ts";
@@ -321,7 +322,7 @@ is touched (exit 3).`,
       if (!opts.merge) {
         if (opts.json) {
           ctx.out.data(JSON.stringify({ kubeconfig: path, context: config.cluster.name }));
-        } else ctx.out.data(`${path}\nexport KUBECONFIG=${path}`);
+        } else ctx.out.data(`${path}\nexport KUBECONFIG=${shellQuote(path)}`);
         return;
       }
       const target = (ctx.env("KUBECONFIG") ?? "").split(":").find((p) => p !== "") ??

@@ -17,7 +17,7 @@ import {
   q,
   TimeoutError,
 } from "../errors/mod.ts";
-import type { Runner } from "../exec/mod.ts";
+import { type Runner, shellQuote } from "../exec/mod.ts";
 import type { Output } from "../ui/mod.ts";
 import { clusterDir, storeDir } from "../paths/mod.ts";
 import { ensureWebhookToken } from "../dnswebhook/mod.ts";
@@ -848,7 +848,7 @@ export function formatCreateSummary(
     ]),
     "",
     `Kubeconfig: ${report.kubeconfig}`,
-    `  export KUBECONFIG=${report.kubeconfig}`,
+    `  export KUBECONFIG=${shellQuote(report.kubeconfig)}`,
     `Log in to a node: dtk ssh ${config.vms[0]?.name ?? "<vm>"}`,
   ];
   return lines.join("\n");

@@ -202,6 +202,17 @@ Deno.test("installer: a failing helm names the add-on and carries helm's output"
     assert.match(error.hint ?? "", /helm status cilium --namespace cilium --kubeconfig /);
     // No readiness check after a failed helm.
     assert.equal(parseLog(await s.box.readLog()).length, 1);
+    // A project path with a space and a quote: the printed command still pastes as it is.
+    const odd = join(s.box.dir, "my project's $HOME", "admin.kubeconfig");
+    await Deno.mkdir(join(odd, ".."));
+    await Deno.copyFile(s.kubeconfig, odd);
+    const again = await installAddon("cilium", { ...s.options, kubeconfig: odd })
+      .then(() => undefined, (e) => e);
+    assert.ok(again instanceof CommandError, String(again));
+    assert.ok(
+      (again.hint ?? "").includes(`--kubeconfig '${odd.replaceAll("'", `'\\''`)}'`),
+      again.hint,
+    );
   } finally {
     await s.box.cleanup();
   }
