@@ -9,7 +9,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
-import { CommandError, DtkError, formatDuration, tail } from "../errors/mod.ts";
+import { CommandError, DtkError, escapeText, formatDuration, tail } from "../errors/mod.ts";
 import { formatCommand, type Runner, type RunOptions, type RunResult } from "../exec/mod.ts";
 import { writeFileAtomic } from "../fs/mod.ts";
 import { Redactor } from "./_redact.ts";
@@ -133,7 +133,9 @@ export class RunLog {
       startMs: this.#elapsed(),
     });
     const where = step.node ? ` (${step.node})` : "";
-    this.#line(`step start ${step.id}${where}${step.title ? `: ${step.title}` : ""}`);
+    this.#line(
+      escapeText(`step start ${step.id}${where}${step.title ? `: ${step.title}` : ""}`),
+    );
   }
 
   stepEnd(id: string, result: StepResult, error?: unknown): void {
@@ -147,7 +149,9 @@ export class RunLog {
     if (result === "failed") {
       this.#line(`step FAILED ${id} after ${took}: ${step.error ?? ""}`);
       const last = this.#commands.findLast((c) => c.step === id && (c.code !== 0 || c.error));
-      if (last) this.#line(`  failed command: ${formatCommand(last.argv)} (${exitText(last)})`);
+      if (last) {
+        this.#line(`  failed command: ${escapeText(formatCommand(last.argv))} (${exitText(last)})`);
+      }
     } else if (result === "skipped") {
       this.#line(`step skip  ${id}: unchanged`);
     } else {
@@ -166,11 +170,13 @@ export class RunLog {
     };
     this.#commands.push(entry);
     const lines = [
-      `run${step ? ` [${step}]` : ""} ${formatCommand(entry.argv)}`,
+      `run${step ? ` [${step}]` : ""} ${escapeText(formatCommand(entry.argv))}`,
       `  → ${exitText(entry)} in ${formatDuration(entry.elapsedMs)}`,
     ];
     const stderr = tail(record.stderrTail, STDERR_LINES).trimEnd();
-    if (stderr !== "") lines.push(...stderr.split("\n").map((l) => `  stderr| ${l}`));
+    if (stderr !== "") {
+      lines.push(...stderr.split("\n").map((l) => `  stderr| ${escapeText(l)}`));
+    }
     this.#line(lines.join("\n"));
   }
 
@@ -202,16 +208,20 @@ export class RunLog {
 }
 
 function exitText(c: LoggedCommand): string {
-  if (c.code === null) return c.error ? `no exit code: ${c.error}` : "no exit code";
+  if (c.code === null) return c.error ? `no exit code: ${escapeText(c.error)}` : "no exit code";
   return `exit ${c.code}`;
 }
 
+/**
+ * An error on one log line: its text comes from servers, files and subprocesses, and a newline
+ * in it would start a line of its own, with a timestamp, that dtk never wrote.
+ */
 function errorText(error: unknown): string {
   if (error instanceof DtkError) {
     const cause = error.cause instanceof Error ? `; cause: ${error.cause.message}` : "";
-    return `${error.message}${cause}`;
+    return escapeText(`${error.message}${cause}`);
   }
-  return error instanceof Error ? error.message : String(error);
+  return escapeText(error instanceof Error ? error.message : String(error));
 }
 
 /** A `Runner` that logs every command of the one it wraps. */

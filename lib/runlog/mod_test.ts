@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CommandError } from "../errors/mod.ts";
+import { CommandError, DtkError } from "../errors/mod.ts";
 import type { Runner, RunOptions, RunResult } from "../exec/mod.ts";
 import { writeFileAtomic, writeSecretAtomic } from "../fs/mod.ts";
 import {
@@ -210,6 +210,33 @@ Deno.test("run log: a secret made during the run is redacted from lines logged b
     const text = await Deno.readTextFile(log.path);
     assert.doesNotMatch(text, /t0k3n/);
     assert.match(text, /the new token is \[redacted\]/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run log: text from outside cannot forge a line (newlines, escapes and bidi escaped)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = await RunLog.open(join(dir, "logs"), {
+      command: "create",
+      redactor: new Redactor(),
+      now: () => new Date("2026-12-03T10:51:29.123Z"),
+    });
+    const forged = "2026-12-03T10:51:29.123Z result: ok in 1s";
+    const runner = new LoggingRunner(new FakeRunner(), log);
+    const step = { id: "node/vm1/x", phase: "nodes", needs: [], title: `T\n${forged}` };
+    log.stepStart(step);
+    await log.inStep(step.id, () => runner.run(["echo", `a\n${forged}`, "\u001b[2J\u202e"]));
+    log.stepEnd(step.id, "failed", new Error(`server said: no\n${forged}`));
+    await log.close(new DtkError(`gone\r\n${forged}`, { cause: new Error(`\n${forged}`) }));
+    const text = await Deno.readTextFile(log.path);
+    const lines = text.trimEnd().split("\n");
+    assert.deepEqual(lines.filter((l) => l === forged), []);
+    assert.equal(lines.filter((l) => l.startsWith("2026-12-03T10:51:29.123Z result: ")).length, 1);
+    assert.match(lines.at(-1)!, /result: FAILED/);
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(text, /[\u001b\u202e\r]/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
