@@ -87,6 +87,10 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
       "--frozen",
       "Use dtk.lock as it is; fail when it is missing or lacks what the config needs",
     )
+    .option(
+      "--offline",
+      "Nodes pull images only from dtk's registry (the lock's images), never upstream",
+    )
     .option("--skip-preflight", "Do not check the host first (not recommended)")
     .addHelpText(
       "after",
@@ -94,7 +98,9 @@ export function registerClusterCommands(program: Command, ctx: CliContext): void
 Steps run as soon as what they need is done; finished steps are recorded in
 generated/<cluster>/state.json, so running the command again resumes where it stopped.
 The host is checked first (as dtk doctor does); a missing prerequisite stops it before anything
-is touched (exit 3).`,
+is touched (exit 3). When the lock has images (dtk lock), dtk's registry serves them to the
+nodes during the create, on the host address they reach (port 5380), and every locked image is
+pinned on the nodes at the end, so the cluster runs without dtk.`,
     )
     .action(async function (this: Command) {
       const opts = this.optsWithGlobals() as GlobalOptions & {
@@ -103,6 +109,7 @@ is touched (exit 3).`,
         jobs: number;
         frozen?: boolean;
         skipPreflight?: boolean;
+        offline?: boolean;
       };
       const config = await ctx.loadConfig(opts);
       await withRunLog(ctx, config, "create", (ctx, log) => create(ctx, config, opts, log));
@@ -117,6 +124,7 @@ is touched (exit 3).`,
       jobs: number;
       frozen?: boolean;
       skipPreflight?: boolean;
+      offline?: boolean;
     },
     log: RunLog,
   ): Promise<void> => {
@@ -183,6 +191,8 @@ is touched (exit 3).`,
         createVms: opts.createVms,
         jobs: opts.jobs,
         env: ctx.env,
+        offline: opts.offline,
+        registryPort: config.testNspawn?.["registryPort"] as number | undefined,
         signal: abort.signal,
         log,
         renderOverrides: (config.testNspawn?.["renderOverrides"] ?? undefined) as

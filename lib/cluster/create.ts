@@ -60,6 +60,10 @@ import type { Driver, TemplateSpec } from "../../drivers/types.ts";
 import type { RunLog } from "../runlog/mod.ts";
 import { binaryCopies } from "./_binaries.ts";
 import { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
+import { ClusterImages } from "./_images.ts";
+import { requiredImages } from "../addons/mod.ts";
+import { type IndexedImage, lockedImages, parseImageReference } from "../registry/mod.ts";
+import type { ImageRegistryInput } from "../render/mod.ts";
 import { CGROUP_PROBE, checkCgroupVersion } from "./_prep.ts";
 
 /** Every bounded wait of a create, in milliseconds. */
@@ -103,6 +107,10 @@ export interface CreateOptions {
   renderOverrides?: RenderOverrides;
   /** Folder of `*.tar`/`*.tgz` images preloaded into containerd (default `images/` beside the config). */
   imagesDir?: string;
+  /** `--offline`: the nodes pull only from dtk's registry, never upstream. */
+  offline?: boolean;
+  /** Port of dtk's registry on the host endpoint (default 5380; 0 in tests: any free one). */
+  registryPort?: number;
   /** The run log: every step, and (through `runner`) every command, under its step. */
   log?: RunLog;
 }
@@ -150,6 +158,7 @@ export class ClusterCreate {
   #state!: StateStore;
   #nodes!: Nodes;
   #kube: KubeClient | undefined;
+  readonly #locked: ClusterImages;
 
   constructor(config: Config, options: CreateOptions) {
     this.config = config;
@@ -162,6 +171,16 @@ export class ClusterCreate {
       createVms: options.createVms,
     });
     checkPlan(this.plan);
+    this.#locked = new ClusterImages({
+      lock: options.lock,
+      store: openStore(this.#storeDir),
+      driver: options.driver,
+      offline: options.offline ?? false,
+      arch: config.arch,
+      port: options.registryPort,
+      lockPath: options.lockPath,
+      log: options.out,
+    });
   }
 
   get kubeconfig(): string {
@@ -230,6 +249,7 @@ export class ClusterCreate {
       throw error;
     } finally {
       this.#kube?.close();
+      await this.#locked.close();
       await this.#nodes.closeAll();
     }
   }
@@ -290,6 +310,14 @@ export class ClusterCreate {
         return { run: () => this.#nodesReady(signal) };
       case "addon":
         return { run: () => this.#addon(step.addon as AddonName, signal) };
+      case "images":
+        return {
+          digest: () =>
+            Promise.resolve(
+              digestOf({ images: lockedImages(this.#o.lock), nodes: this.#nodes.names }),
+            ),
+          run: () => this.#pinImages(),
+        };
       default:
         return this.#nodeStep(step);
     }
@@ -424,12 +452,13 @@ export class ClusterCreate {
     if (changed.length > 0) this.#o.out.debug(`  PKI: ${changed.length} files written`);
   }
 
-  #renderInput(node: string): RenderInput {
+  #renderInput(node: string, imageRegistry?: ImageRegistryInput): RenderInput {
     return {
       config: this.config,
       nodes: renderNodes(this.config, this.#nodes.ips()),
       node,
       overrides: this.#o.renderOverrides,
+      ...(imageRegistry === undefined ? {} : { imageRegistry }),
     };
   }
 
@@ -454,9 +483,9 @@ export class ClusterCreate {
     );
   }
 
-  #stepFiles(step: Step): StepFiles[] {
+  #stepFiles(step: Step, imageRegistry?: ImageRegistryInput): StepFiles[] {
     const node = step.node!;
-    const input = this.#renderInput(node);
+    const input = this.#renderInput(node, imageRegistry);
     const applicable = stepsForNode(input);
     return (RENDER_STEPS[step.kind] ?? []).filter((s) => applicable.includes(s)).map((s) =>
       renderStep(s, input)
@@ -468,7 +497,9 @@ export class ClusterCreate {
     let prepared: Promise<{ steps: StepFiles[]; pki: Map<string, string>; digest: string }>;
     const prepare = () =>
       prepared ??= (async () => {
-        const steps = this.#stepFiles(step);
+        // The runtime step's hosts.toml files point at dtk's registry: it serves from here on.
+        const registry = step.kind === "runtime" ? await this.#locked.registry() : undefined;
+        const steps = this.#stepFiles(step, registry);
         const pki = new Map<string, string>();
         for (const s of steps) {
           for (const p of s.pki) {
@@ -520,6 +551,10 @@ export class ClusterCreate {
         for (const s of steps) await this.#applyStep(node, s, pki);
         if (step.kind === "runtime") await this.#preloadImages(node);
         await this.#gate(step);
+        if (step.kind === "runtime") {
+          const how = await this.#locked.prepareNode(remote);
+          if (how !== "none") this.#o.out.debug(`  ${node}: images via ${how}`);
+        }
       },
     };
   }
@@ -784,6 +819,46 @@ export class ClusterCreate {
         "node-role.kubernetes.io/worker": "",
       });
     }
+  }
+
+  /**
+   * Every locked image on every node that may run it (static-pod images on the controller
+   * only), pinned, so that kubelet's image GC keeps them and the cluster needs no dtk to run.
+   */
+  async #pinImages(): Promise<void> {
+    if (!this.#locked.enabled) return;
+    const key = (ref: string) => {
+      const r = parseImageReference(ref);
+      return `${r.registry}/${r.repository}:${r.tag ?? ""}`;
+    };
+    let controllerOnly = new Set<string>();
+    try {
+      const needs = requiredImages(this.config, { skipUnlisted: true });
+      const other = new Set(
+        needs.filter((n) => n.addon !== "control-plane").map((n) => key(n.ref)),
+      );
+      controllerOnly = new Set(
+        needs.filter((n) => n.addon === "control-plane" && !other.has(key(n.ref))).map((n) =>
+          key(n.ref)
+        ),
+      );
+    } catch (error) {
+      this.#o.out.debug(`  every locked image goes to every node: ${(error as Error).message}`);
+    }
+    const controller = this.#nodes.controller;
+    const imageKey = (i: IndexedImage) =>
+      `${i.ref.registry}/${i.ref.repository}:${i.ref.tag ?? ""}`;
+    await Promise.all(this.#nodes.names.map(async (node) => {
+      const result = await this.#locked.pin(
+        this.#nodes.remote(node),
+        (image) => node === controller || !controllerOnly.has(imageKey(image)),
+      );
+      this.#o.out.info(
+        `  ${node}: ${result.pinned.length} image record(s) pinned${
+          result.imported.length > 0 ? `, ${result.imported.length} imported from the store` : ""
+        }`,
+      );
+    }));
   }
 
   async #addon(name: AddonName, signal?: AbortSignal): Promise<void> {

@@ -48,7 +48,8 @@ export type StepKind =
   | "rbac"
   | "nodes-ready"
   | "labels"
-  | "addon";
+  | "addon"
+  | "images";
 
 export interface Step {
   /** Unique, stable across runs: the key of the state file. */
@@ -235,6 +236,14 @@ export function buildPlan(config: Config, options: PlanOptions): Plan {
       needs: [previous, artifacts],
     });
   }
+  // Last: what the add-ons pulled, and every other locked image, stays on the nodes for good.
+  add({
+    id: "images/pin",
+    kind: "images",
+    phase: "add-ons",
+    title: "Locked images present and pinned on every node",
+    needs: [previous, artifacts],
+  });
   return { cluster: config.cluster.name, controller, steps };
 }
 

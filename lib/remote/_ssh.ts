@@ -55,6 +55,15 @@ export interface Remote {
   upload(files: NodeFile | readonly NodeFile[], options?: RemoteOptions): Promise<void>;
   /** Streams a big local file (a binary) to the node, atomically. */
   uploadFile(localPath: string, remotePath: string, options: UploadFileOptions): Promise<void>;
+  /**
+   * Runs a shell line with `source` streamed to its stdin (an OCI archive into `ctr import`);
+   * nothing is buffered whole. Throws on a non-zero exit, with the stderr tail.
+   */
+  pipe(
+    command: string,
+    source: ReadableStream<Uint8Array>,
+    options?: RemoteOptions & { what?: string },
+  ): Promise<void>;
   /** sha256 (hex) of each path on the node; `undefined` for a missing file. */
   sha256(
     paths: readonly string[],
@@ -340,11 +349,25 @@ export class SshRemote implements Remote {
       `sync -- ${shellQuote(temp)} 2>/dev/null || sync`,
       `mv -f -- ${shellQuote(temp)} ${shellQuote(remotePath)}`,
     ].join("\n");
-    const what = `upload of ${q(localPath)} to ${q(remotePath)} on node ${q(this.node)}`;
-    const argv = [this.#o.sshPath, ...this.sshArgs(), "--", script];
-    const timeoutMs = options.timeoutMs ?? 600_000;
+    const what = `upload of ${q(localPath)} to ${q(remotePath)}`;
     // Streamed from the file: binaries are large, the Runner port buffers stdin in memory.
     const file = await Deno.open(localPath, { read: true });
+    await this.pipe(script, file.readable, {
+      what,
+      timeoutMs: options.timeoutMs ?? 600_000,
+      signal: options.signal,
+    });
+  }
+
+  async pipe(
+    command: string,
+    source: ReadableStream<Uint8Array>,
+    options: RemoteOptions & { what?: string } = {},
+  ): Promise<void> {
+    await this.#prepare();
+    const what = this.#describe(command, options.what);
+    const argv = [this.#o.sshPath, ...this.sshArgs(), "--", command];
+    const timeoutMs = options.timeoutMs ?? 600_000;
     const child = new Deno.Command(argv[0]!, {
       args: argv.slice(1),
       stdin: "piped",
@@ -365,7 +388,7 @@ export class SshRemote implements Remote {
     options.signal?.addEventListener("abort", kill, { once: true });
     try {
       // A node that fails early closes the pipe; its exit status says why.
-      await file.readable.pipeTo(child.stdin).catch(() => {});
+      await source.pipeTo(child.stdin).catch(() => {});
       const status = await child.status;
       const stderr = await stderrText;
       if (timedOut) throw new TimeoutError(what, { timeoutMs });
@@ -390,6 +413,7 @@ export class SshRemote implements Remote {
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", kill);
+      await source.cancel().catch(() => {});
     }
   }
 

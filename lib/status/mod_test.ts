@@ -164,6 +164,7 @@ function fakeCluster(broken: boolean) {
     },
     upload: () => Promise.resolve(),
     uploadFile: () => Promise.resolve(),
+    pipe: () => Promise.resolve(),
     sha256: () => Promise.resolve(new Map()),
     close: () => Promise.resolve(),
   });

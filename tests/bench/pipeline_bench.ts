@@ -31,6 +31,7 @@ const LATENCY: Record<StepKind, number> = {
   "nodes-ready": 50,
   "labels": 5,
   "addon": 60,
+  "images": 20,
 };
 
 const cost = (step: Step) => LATENCY[step.kind];

@@ -58,6 +58,9 @@ class FolderRemote implements Remote {
   uploadFile(): Promise<void> {
     throw new Error("not used");
   }
+  pipe(): Promise<void> {
+    throw new Error("not used");
+  }
   sha256(): Promise<Map<string, string | undefined>> {
     throw new Error("not used");
   }
