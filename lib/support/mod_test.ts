@@ -92,6 +92,7 @@ Deno.test("export logs: every node's journal and dtk's files, no secret, a manif
       },
       upload: () => Promise.resolve(),
       uploadFile: () => Promise.resolve(),
+      pipe: () => Promise.resolve(),
       sha256: () => Promise.resolve(new Map()),
       close: () => Promise.resolve(),
     });
