@@ -6,7 +6,13 @@
  */
 import type { BenchResult } from "./types.ts";
 
-const MODULES = ["pipeline_bench.ts", "pki_bench.ts", "store_bench.ts", "image_bench.ts"];
+const MODULES = [
+  "pipeline_bench.ts",
+  "pki_bench.ts",
+  "store_bench.ts",
+  "image_bench.ts",
+  "startup_bench.ts",
+];
 const filter = Deno.args[0];
 
 const rows: BenchResult[] = [];

@@ -11,6 +11,13 @@ import { ROOT, stageSource } from "../build/_release.ts";
 
 const decoder = new TextDecoder();
 
+/**
+ * A config with only what `dtk lock` resolves from the built-in pins, without the network (the
+ * default containerd takes its hash from the publisher; 2.2.1 is pinned).
+ */
+export const PINNED_CONFIG =
+  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n";
+
 /** The `deno bundle` command line for `entry` into `output`. */
 export function bundleArgs(entry: string, output: string): string[] {
   return ["bundle", "--platform", "deno", "--quiet", "--output", output, entry];

@@ -12,7 +12,7 @@ import { defaultConfig } from "../../lib/config/mod.ts";
 import { LocalRunner } from "../../lib/exec/mod.ts";
 import { Output } from "../../lib/ui/mod.ts";
 import { renderKickstart } from "../../kickstart/mod.ts";
-import { bundleDtk, cleanEnv, type Run, runBundle } from "./_bundle.ts";
+import { bundleDtk, cleanEnv, PINNED_CONFIG, type Run, runBundle } from "./_bundle.ts";
 
 const BUILD = {
   version: "9.8.7-bundle.1",
@@ -43,10 +43,6 @@ function ok(run: Run, what: string): Run {
   assert.equal(run.code, 0, `${what} exited ${run.code}:\n${run.stderr}`);
   return run;
 }
-
-/** A config with only what `dtk lock` resolves from the built-in pins, without the network. */
-const PINNED_CONFIG =
-  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n";
 
 Deno.test("bundle: one file runs every hypervisor-free command from an empty folder, offline", async (t) => {
   const work = await Deno.makeTempDir({ prefix: "dtk-bundle-test-" });
