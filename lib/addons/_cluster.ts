@@ -6,7 +6,7 @@
  */
 import { dirname } from "node:path";
 import { DtkError, q, UsageError } from "../errors/mod.ts";
-import { commandFailed, type Runner } from "../exec/mod.ts";
+import { commandFailed, type Runner, shellQuote } from "../exec/mod.ts";
 import { ADDON_CONFLICTS, type AddonName, type Config, isAddonName } from "../config/mod.ts";
 import { addonDefinition, ADDONS } from "./_registry.ts";
 import type { ClusterFacts, NodeStep } from "./_types.ts";
@@ -208,10 +208,6 @@ function encodeBase64(text: string): string {
   let binary = "";
   for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
   return btoa(binary);
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

@@ -567,8 +567,8 @@ export class ClusterCreate {
     for (const f of s.files) parents.add(dirname(f.path));
     for (const p of s.pki) parents.add(dirname(p.path));
     const mkdirs = [
-      ...[...parents].filter((p) => !dirs.has(p)).map((p) => `mkdir -p '${p}'`),
-      ...[...dirs].map(([p, mode]) => `install -d -m ${mode.toString(8)} '${p}'`),
+      ...[...parents].filter((p) => !dirs.has(p)).map((p) => `mkdir -p ${shellQuote(p)}`),
+      ...[...dirs].map(([p, mode]) => `install -d -m ${mode.toString(8)} ${shellQuote(p)}`),
     ];
     if (mkdirs.length > 0) {
       await remote.exec(mkdirs.join(" && "), {
@@ -613,7 +613,7 @@ export class ClusterCreate {
     const dests = copies.map((c) => c.dest);
     const before = await remote.sha256(dests);
     const parents = [...new Set(copies.map((c) => dirname(c.dest)))];
-    await remote.exec(`mkdir -p ${parents.map((p) => `'${p}'`).join(" ")}`, { timeoutMs: 30_000 });
+    await remote.exec(`mkdir -p ${parents.map(shellQuote).join(" ")}`, { timeoutMs: 30_000 });
     for (const copy of copies) {
       if (before.get(copy.dest) !== copy.sha256) {
         await remote.uploadFile(copy.local, copy.dest, { mode: copy.mode });
@@ -662,7 +662,9 @@ export class ClusterCreate {
     for (const image of images) {
       const dest = `/var/lib/dtk/images/${image.name}`;
       await remote.uploadFile(image.path, dest, { mode: 0o644 });
-      const unzip = image.name.endsWith(".tar") ? `cat '${dest}'` : `gzip -dc '${dest}'`;
+      const unzip = image.name.endsWith(".tar")
+        ? `cat ${shellQuote(dest)}`
+        : `gzip -dc ${shellQuote(dest)}`;
       await remote.exec(
         `${unzip} | ctr -n k8s.io -a ${NODE_PATHS.containerdSocket} image import -`,
         { timeoutMs: 10 * 60_000, what: `import image ${q(image.name)} on ${q(node)}` },

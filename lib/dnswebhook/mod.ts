@@ -164,10 +164,22 @@ function splitDomains(text: string): string[] {
   return text.split(/[,\s]+/).map(normalizeName).filter((d) => d !== "");
 }
 
-/** Why a list of domains is refused, or undefined. Exported for `dtk dns-webhook --domains`. */
-export function domainsProblem(text: string): string | undefined {
+/**
+ * At most this many managed domains: every name of a batch is checked against each of them, so
+ * an unbounded list would make a batch quadratic.
+ */
+export const MAX_DOMAINS = 64;
+
+/**
+ * Why a list of domains is refused, or undefined; `known` are those managed already. Exported
+ * for `dtk dns-webhook --domains`.
+ */
+export function domainsProblem(text: string, known: readonly string[] = []): string | undefined {
   const domains = splitDomains(text);
   if (domains.length === 0) return "No domain data provided";
+  if (new Set([...known, ...domains]).size > MAX_DOMAINS) {
+    return `Too many managed domains: at most ${MAX_DOMAINS}`;
+  }
   for (const d of domains) {
     const problem = domainProblem(d);
     if (problem !== undefined) return `Not a managed domain: ${q(d)} (${problem})`;
@@ -255,7 +267,7 @@ class Webhook {
     this.#clusterIp = options.clusterIp ?? "";
     this.#domains = [];
     for (const d of options.domains ?? []) {
-      const problem = domainsProblem(d);
+      const problem = domainsProblem(d, this.#domains);
       if (problem !== undefined) throw new DtkError(problem, { hint: "Give domains like dtk.io" });
       this.#addDomains(d);
     }
@@ -272,7 +284,7 @@ class Webhook {
   }
 
   #addDomains(text: string): void {
-    for (const d of splitDomains(text)) if (!this.#domains.includes(d)) this.#domains.push(d);
+    this.#domains = [...new Set([...this.#domains, ...splitDomains(text)])];
   }
 
   #json(status: number, data: unknown, extra: Record<string, string> = {}): Response {
@@ -382,7 +394,7 @@ class Webhook {
           : typeof body === "string"
           ? body
           : "";
-        const problem = domainsProblem(value);
+        const problem = domainsProblem(value, this.#domains);
         if (problem !== undefined) {
           this.#log(`refused POST "/domains": ${problem}`);
           return this.#json(400, { error: problem });

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { DtkError, q } from "../errors/mod.ts";
 import { writeFileAtomic } from "../fs/mod.ts";
+import { formatCommand } from "../exec/mod.ts";
 
 /** A host key was not what the cluster pinned for that node. */
 export class HostKeyChangedError extends DtkError {
@@ -19,7 +20,8 @@ export class HostKeyChangedError extends DtkError {
       `Host key of node ${q(node)} (${where}) changed: pinned ${expected}, offered ${actual}`,
       {
         hint: `If the VM was re-created on purpose, forget the old key with: ` +
-          `ssh-keygen -f ${knownHosts} -R '${where}' (or re-create the VM with dtk); ` +
+          `${formatCommand(["ssh-keygen", "-f", knownHosts, "-R", where])} (or re-create the VM ` +
+          `with dtk); ` +
           `otherwise something else answers at that address`,
       },
     );

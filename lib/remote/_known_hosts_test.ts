@@ -22,3 +22,11 @@ Deno.test("known_hosts: pins of many nodes at once all land", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("host key changed: the printed ssh-keygen command quotes the known_hosts path", async () => {
+  const { HostKeyChangedError } = await import("./_known_hosts.ts");
+  const path = "/home/u/my project's dir/generated/dtk/ssh/known_hosts";
+  const error = new HostKeyChangedError("vm1", "[127.0.0.1]:2222", "SHA256:a", "SHA256:b", path);
+  const quoted = `'${path.replaceAll("'", `'\\''`)}'`;
+  assert.ok(error.hint?.includes(`ssh-keygen -f ${quoted} -R '[127.0.0.1]:2222'`), error.hint);
+});

@@ -283,6 +283,12 @@ Deno.test("dns webhook: /domains takes domain names of two labels or more, nothi
     assert.ok(logs.every((l) => !l.includes("\n")), "a refused domain is logged escaped");
     assert.equal((await post(`${url}/domains`, '["ok.io", "Lab.Example."]')).status, 200);
     assert.deepEqual(server.state().domains, ["ok.io", "lab.example"]);
+    // Every name of a batch is checked against each managed domain: the list is bounded.
+    const many = JSON.stringify(Array.from({ length: 100_000 }, (_, i) => `d${i}.io`));
+    const flood = await post(`${url}/domains`, many);
+    assert.equal(flood.status, 400);
+    assert.match(String((await flood.json()).error), /Too many managed domains: at most 64/);
+    assert.deepEqual(server.state().domains, ["ok.io", "lab.example"]);
   });
 });
 
