@@ -12,6 +12,7 @@ const MODULES = [
   "store_bench.ts",
   "image_bench.ts",
   "startup_bench.ts",
+  "dnswebhook_bench.ts",
 ];
 const filter = Deno.args[0];
 
