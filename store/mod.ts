@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { Config } from "../lib/config/types.ts";
 import { IMAGE_PINS, resolveArtifacts } from "../lib/catalog/mod.ts";
 import { DtkError, ExitCode, q } from "../lib/errors/mod.ts";
-import { PAUSE_IMAGE } from "../lib/render/_runtime.ts";
+import type { ImageConfig } from "../lib/addons/_images.ts";
 import { ensureObject, wrongLockSize } from "./_download.ts";
 import { imageClosure } from "./_image.ts";
 import { pullImageManifests, resolveImages } from "./_image_pull.ts";
@@ -66,12 +66,23 @@ export type { Descriptor, ImageEntry, ParsedImage } from "./_image.ts";
 export { pullImageManifests, resolveImage, resolveImages } from "./_image_pull.ts";
 export type { PullOptions, ResolveImagesOptions } from "./_image_pull.ts";
 
+/** An image a config needs, with the digest its add-on list pins, if any. */
+export interface ConfigImage {
+  ref: string;
+  digest?: string;
+}
+
 /**
- * The container images a config needs, by the reference the cluster uses: for now the sandbox
- * image containerd is configured with.
+ * The container images a config needs, by the reference the cluster uses (`requiredImages` of
+ * the add-on registry: the sandbox image, the control plane's, every enabled add-on's). Loaded
+ * only when a lock is made: the add-on registry is not needed for anything else here.
  */
-export function configImages(_config: Pick<Config, "addons">): string[] {
-  return [PAUSE_IMAGE];
+export async function configImages(config: ImageConfig): Promise<ConfigImage[]> {
+  const { requiredImages } = await import("../lib/addons/mod.ts");
+  return requiredImages(config).map((i) => ({
+    ref: i.ref,
+    ...(i.digest === undefined ? {} : { digest: i.digest }),
+  }));
 }
 export * from "./lockfile.ts";
 
@@ -127,7 +138,7 @@ export interface LockOptions {
   info?: (message: string) => void;
   fetchText?: (url: string) => Promise<string>;
   /** The images to lock; default `configImages(config)`. */
-  images?: readonly string[];
+  images?: readonly ConfigImage[];
   /** Built-in image digests; default `IMAGE_PINS`. */
   imagePins?: Readonly<Record<string, string>>;
 }
@@ -142,11 +153,12 @@ export interface LockOutcome extends ResolveResult {
  * change are kept unless `update`; with `frozen`, any change is an error and nothing is written.
  */
 export async function lockConfig(
-  config: Pick<Config, "arch" | "virt" | "vm" | "versions" | "addons">,
+  config: Pick<Config, "arch" | "virt" | "vm" | "versions" | "addons" | "k8s" | "cluster">,
   options: LockOptions,
 ): Promise<LockOutcome> {
   const previousText = await Deno.readTextFile(options.path).catch(() => undefined);
   const previous = await readLock(options.path);
+  if (options.frozen && previous === undefined) throw frozenError(options.path, "does not exist");
   const result = await resolveLock(resolveArtifacts(config), lockRequest(config), {
     store: options.store,
     previous,
@@ -156,11 +168,14 @@ export async function lockConfig(
     info: options.info,
     fetchText: options.fetchText,
   });
-  const images = await resolveImages(options.images ?? configImages(config), config.arch, {
+  const wanted = options.images ?? await configImages(config);
+  const pins: Record<string, string> = { ...(options.imagePins ?? IMAGE_PINS) };
+  for (const image of wanted) if (image.digest !== undefined) pins[image.ref] = image.digest;
+  const images = await resolveImages(wanted.map((i) => i.ref), config.arch, {
     previous: previous?.artifacts,
     update: options.update,
     warn: options.warn,
-    pins: options.imagePins ?? IMAGE_PINS,
+    pins,
     timeoutMs: options.download?.stallTimeoutMs,
     attempts: options.download?.attempts,
     backoffMs: options.download?.backoffMs,
@@ -193,14 +208,18 @@ export async function lockConfig(
       : result.changed.length > 0
       ? `would change: ${result.changed.join(", ")}`
       : "is not in canonical form";
-    throw new DtkError(`Lock file ${q(options.path)} ${what}`, {
-      exitCode: ExitCode.failure,
-      hint: "Run dtk lock (without --frozen) and commit the result",
-    });
+    throw frozenError(options.path, what);
   }
   await writeLock(options.path, result.lock);
   await options.store.addRoot(options.path);
   return { ...result, written: true };
+}
+
+function frozenError(path: string, what: string): DtkError {
+  return new DtkError(`Lock file ${q(path)} ${what}`, {
+    exitCode: ExitCode.failure,
+    hint: "Run dtk lock (without --frozen) and commit the result",
+  });
 }
 
 /** The store targets of a lock's files (images are walked from their manifests instead). */

@@ -16,7 +16,7 @@ const decoder = new TextDecoder();
  * default containerd takes its hash from the publisher; 2.2.1 is pinned).
  */
 export const PINNED_CONFIG =
-  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n";
+  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n";
 
 /** The `deno bundle` command line for `entry` into `output`. */
 export function bundleArgs(entry: string, output: string): string[] {

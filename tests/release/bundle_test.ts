@@ -156,11 +156,11 @@ Deno.test("bundle: one file runs every hypervisor-free command from an empty fol
       }
       await Deno.writeTextFile(join(cwd, "dtk.lock"), JSON.stringify(lock, null, 2) + "\n");
       const fetched = ok(await dtk(["fetch", "--offline"]), "fetch --offline");
-      assert.match(fetched.stderr, /All 14 artifacts of .* are in the store/);
+      assert.match(fetched.stderr, /All 13 artifacts of .* are in the store/);
       ok(await dtk(["verify", "files"]), "verify files");
       ok(await dtk(["store", "verify"]), "store verify");
       const rows = JSON.parse(ok(await dtk(["--json", "store", "ls"]), "store ls").stdout);
-      assert.equal(rows.length, 14);
+      assert.equal(rows.length, 13);
       const hash = lock.artifacts["etcd"].hash as string;
       const path = ok(await dtk(["store", "path", hash]), "store path").stdout.trim();
       assert.equal(path, join(env.DTK_STORE!, "objects/sha256", hash.replace("sha256:", "")));

@@ -194,7 +194,7 @@ Deno.test("dtk lock: pinned entries offline, --frozen fails without writing, ver
   await withEnv(async (env) => {
     const config = (k8s: string) =>
       // containerd 2.2.1: a version whose hash dtk pins (the default's comes from the publisher).
-      `versions:\n  kubernetes: ${k8s}\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n- name: coredns\n  enabled: true\n`;
+      `versions:\n  kubernetes: ${k8s}\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n`;
     await Deno.writeTextFile(join(env.dir, "config.yaml"), config("v1.35.0"));
     const frozenMissing = await run(env, ["lock", "--frozen"]);
     assert.equal(frozenMissing.code, 1);
@@ -205,7 +205,7 @@ Deno.test("dtk lock: pinned entries offline, --frozen fails without writing, ver
     const text = await Deno.readTextFile(lockPath);
     assert.ok(text.endsWith("}\n"));
     const lock = (await readLock(lockPath))!;
-    assert.equal(Object.keys(lock.artifacts).length, 15);
+    assert.equal(Object.keys(lock.artifacts).length, 17);
     assert.ok(Object.values(lock.artifacts).every((a) => a.source === "pinned"));
     assert.deepEqual(lock.artifacts["registry.k8s.io+pause@3.10"], {
       version: "3.10",
