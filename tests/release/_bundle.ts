@@ -13,7 +13,8 @@ const decoder = new TextDecoder();
 
 /**
  * A config with only what `dtk lock` resolves from the built-in pins, without the network (the
- * default containerd takes its hash from the publisher; 2.2.1 is pinned).
+ * default containerd takes its hash from the publisher; 2.2.1 is pinned; cilium's images carry
+ * their digests, coredns's would need the registry).
  */
 export const PINNED_CONFIG =
   "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n";
