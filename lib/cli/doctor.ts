@@ -1,6 +1,9 @@
 /** `dtk doctor` (alias `dtk check-tools`, the original's name): the host's prerequisites. */
 import type { Command } from "commander";
-import type { Check } from "../doctor/mod.ts";
+import type { Check, RegistryDoctorInput } from "../doctor/mod.ts";
+import type { Config } from "../config/types.ts";
+import { lockPath } from "../paths/mod.ts";
+import { driverFor } from "./cluster.ts";
 import type { Output } from "../ui/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
 
@@ -9,6 +12,30 @@ export interface DoctorCommandOptions {
   root?: string;
   /** Per host command; default 15 s. */
   timeoutMs?: number;
+  /** Where the registry would serve (tests); default: the driver's host endpoint. */
+  registry?: RegistryDoctorInput;
+}
+
+/** Where `cluster create` would serve the lock's images, as the driver says. */
+async function registryInput(config: Config, ctx: CliContext): Promise<RegistryDoctorInput> {
+  const { DEFAULT_REGISTRY_PORT, lockedImages } = await import("../registry/mod.ts");
+  const { readLock } = await import("../../store/mod.ts");
+  const lock = await readLock(lockPath(config)).catch(() => undefined);
+  const needed = lock !== undefined && lockedImages(lock).length > 0;
+  try {
+    const driver = await driverFor(config, ctx);
+    const endpoint = await driver.hostEndpoint?.();
+    return { endpoint, port: DEFAULT_REGISTRY_PORT, needed };
+  } catch (error) {
+    return {
+      endpoint: undefined,
+      port: DEFAULT_REGISTRY_PORT,
+      needed,
+      error: `The driver could not say where the nodes reach this host: ${
+        (error as Error).message
+      }`,
+    };
+  }
 }
 
 export function registerDoctorCommands(
@@ -25,7 +52,9 @@ export function registerDoctorCommands(
       `
 Checks ssh/scp, the driver's tools (virsh, virt-install, virt-clone, qemu-img or VBoxManage),
 usable hardware virtualisation and /dev/kvm, the libvirt group and network, KVM holding VT-x
-while VirtualBox is used, helm (when add-ons are enabled), kubectl, free disk and memory.
+while VirtualBox is used, helm (when add-ons are enabled), kubectl, free disk and memory, and
+that dtk's registry port (5380) is free on the host address the VMs reach and not refused by
+firewalld (blocking only when dtk.lock has images).
 Exit code 3 when a problem would stop "dtk cluster create", else 0 (warnings included).`,
     )
     .action(async function (this: Command) {
@@ -35,6 +64,7 @@ Exit code 3 when a problem would stop "dtk cluster create", else 0 (warnings inc
       const checks = await runDoctor(config, {
         runner: ctx.runner,
         env: ctx.env,
+        registry: options.registry ?? await registryInput(config, ctx),
         ...(options.root === undefined ? {} : { root: options.root }),
         ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       });

@@ -30,9 +30,11 @@ import {
   vboxCheck,
 } from "./_checks.ts";
 import { Host } from "./_host.ts";
+import { type RegistryDoctorInput, registryPortCheck, registryReachCheck } from "./_registry.ts";
 
 export type { Check, CheckStatus } from "./_checks.ts";
 export { DEFAULT_DISK_GIB, MINIMUMS, storeNeedBytes } from "./_checks.ts";
+export type { RegistryDoctorInput } from "./_registry.ts";
 
 export interface DoctorOptions {
   /** Runs `ssh -V`, `virsh …`, `df`, `id`; every call is bounded by `timeoutMs`. */
@@ -43,6 +45,8 @@ export interface DoctorOptions {
   env?: (name: string) => string | undefined;
   /** Per command; default 15 s (a hung libvirtd must not hang the doctor). */
   timeoutMs?: number;
+  /** Where `cluster create` would serve the lock's images: checks its port and reach. */
+  registry?: RegistryDoctorInput;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -66,6 +70,12 @@ export async function runDoctor(config: Config, options: DoctorOptions): Promise
   }
   if (config.addons.some((a) => a.enabled)) pending.push(helmCheck(host));
   pending.push(kubectlCheck(host, config), diskChecks(host, config));
+  if (options.registry !== undefined) {
+    pending.push(
+      registryPortCheck(options.registry, config),
+      registryReachCheck(host, options.registry, config),
+    );
+  }
   // Containers of the test driver share the host's memory; only VMs reserve it.
   if (config.virt !== "test-nspawn") pending.push(memoryCheck(host, config));
   return (await Promise.all(pending)).flat().map(ordered);

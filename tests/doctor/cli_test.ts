@@ -16,6 +16,15 @@ interface Run {
   error?: DtkError;
 }
 
+// The registry's port: one free port on loopback for every run (no firewalld on the fake PATH).
+const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+const registry = {
+  endpoint: { listen: "127.0.0.1", reach: "127.0.0.1" },
+  port: (probe.addr as Deno.NetAddr).port,
+  needed: false,
+};
+probe.close();
+
 async function dtk(
   host: FakeHost,
   args: string[],
@@ -37,7 +46,7 @@ async function dtk(
     env: host.env(),
     loadConfig: () => Promise.resolve(host.config(options.config)),
   };
-  const program = buildProgram(ctx, { doctor: { root: host.root } });
+  const program = buildProgram(ctx, { doctor: { root: host.root, registry } });
   try {
     await program.parseAsync(args, { from: "user" });
     return { code: 0, stdout, stderr };
@@ -67,7 +76,7 @@ Deno.test("cli: dtk doctor on a healthy host prints the table and exits 0", asyn
     assert.match(lines[0] ?? "", /^CHECK\s+STATUS\s+FOUND\s+REQUIRED$/);
     assert.match(r.stdout, /^ssh\s+ok\s+9\.2p1\s+>= 7\.6$/m);
     assert.match(r.stdout, /^libvirt network default\s+ok\s+active \(virbr0\)\s+active$/m);
-    assert.match(r.stdout, /^15 ok, 0 warnings, 0 blocking problems$/m);
+    assert.match(r.stdout, /^17 ok, 0 warnings, 0 blocking problems$/m);
     assert.doesNotMatch(r.stdout, /fix:/);
     // Columns line up: STATUS starts at the same offset on every row.
     const offset = lines[0]?.indexOf("STATUS");
@@ -113,7 +122,7 @@ Deno.test("cli: a blocking problem is exit 3, with the fix under its row", async
     );
     assert.match(
       r.stdout,
-      /^13 ok, 1 warning, 1 blocking problem \(these stop "dtk cluster create"\)$/m,
+      /^15 ok, 1 warning, 1 blocking problem \(these stop "dtk cluster create"\)$/m,
     );
   });
 });

@@ -9,6 +9,7 @@ import {
   type Check,
   preflight,
   preflightError,
+  type RegistryDoctorInput,
   runDoctor,
 } from "../../lib/doctor/mod.ts";
 import {
@@ -37,7 +38,11 @@ interface Result {
 async function doctor(
   host: FakeHost,
   config: Config,
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    registry?: RegistryDoctorInput;
+  } = {},
 ): Promise<Result> {
   const runner = new RecordingRunner();
   const checks = await runDoctor(config, {
@@ -45,6 +50,7 @@ async function doctor(
     root: host.root,
     env: host.env(options.env),
     timeoutMs: options.timeoutMs ?? 10_000,
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
   });
   for (const call of runner.calls) {
     assert.ok(call.options.timeoutMs !== undefined, `no timeout on ${call.argv.join(" ")}`);
@@ -722,5 +728,99 @@ Deno.test("doctor: every value in a printed fix is shell-quoted, so pasting it r
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+/** A port on loopback that is free now. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+const LOOPBACK = { listen: "127.0.0.1", reach: "127.0.0.1" };
+
+Deno.test("doctor: the registry port, free, taken (blocking only with images locked), no route", async () => {
+  await withHost(kvm, async (host) => {
+    const port = freePort();
+    const free = await doctor(host, host.config(), {
+      registry: { endpoint: LOOPBACK, port, needed: true },
+    });
+    assert.equal(free.get("registry-port").status, "ok");
+    assert.equal(free.get("registry-port").found, `free on 127.0.0.1:${port}`);
+    assert.equal(free.get("registry-reach").found, "no firewalld");
+
+    const taken = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const needed = await doctor(host, host.config(), {
+        registry: { endpoint: LOOPBACK, port, needed: true },
+      });
+      const check = needed.get("registry-port");
+      assert.equal(check.status, "fail");
+      assert.equal(check.blocking, true);
+      assert.equal(check.found, `in use on 127.0.0.1:${port}`);
+      assert.match(check.fix ?? "", new RegExp(`ss -ltnp 'sport = :${port}'`));
+      assert.equal(blockingFailures(needed.checks).length, 1);
+      const idle = await doctor(host, host.config(), {
+        registry: { endpoint: LOOPBACK, port, needed: false },
+      });
+      assert.equal(idle.get("registry-port").status, "warn");
+      assert.equal(blockingFailures(idle.checks).length, 0);
+    } finally {
+      taken.close();
+    }
+
+    // TEST-NET-1 is no address of this host: the VM network's host side is down.
+    const down = await doctor(host, host.config(), {
+      registry: { endpoint: { listen: "192.0.2.1", reach: "192.0.2.1" }, port, needed: true },
+    });
+    assert.equal(down.get("registry-port").status, "fail");
+    assert.match(
+      down.get("registry-port").fix ?? "",
+      /virsh -c qemu:\/\/\/system net-start default/,
+    );
+
+    const bridged = await doctor(host, host.config(), {
+      registry: { endpoint: undefined, port, needed: true },
+    });
+    assert.equal(bridged.get("registry-port").status, "warn");
+    assert.equal(bridged.get("registry-reach").status, "ok");
+  });
+});
+
+Deno.test("doctor: firewalld's libvirt zone refusing the registry port is a warning with the fix", async () => {
+  await withHost(kvm, async (host) => {
+    const port = freePort();
+    const firewall = (admits: boolean) =>
+      host.tool(
+        "firewall-cmd",
+        [
+          `case "$*" in`,
+          `  "--state") echo running ;;`,
+          `  "--zone=libvirt --query-port=${port}/tcp") echo ${admits ? "yes" : "no"}; exit ${
+            admits ? 0 : 1
+          } ;;`,
+          `  *) echo "unexpected: $*" >&2; exit 2 ;;`,
+          "esac",
+        ].join("\n"),
+      );
+    await firewall(false);
+    const refused = await doctor(host, host.config(), {
+      registry: { endpoint: LOOPBACK, port, needed: true },
+    });
+    const check = refused.get("registry-reach");
+    assert.equal(check.status, "warn");
+    assert.equal(check.found, `firewalld zone libvirt does not admit ${port}/tcp`);
+    assert.equal(
+      check.fix,
+      `sudo firewall-cmd --zone=libvirt --add-port=${port}/tcp\n` +
+        `sudo firewall-cmd --permanent --zone=libvirt --add-port=${port}/tcp`,
+    );
+    await firewall(true);
+    const admitted = await doctor(host, host.config(), {
+      registry: { endpoint: LOOPBACK, port, needed: true },
+    });
+    assert.equal(admitted.get("registry-reach").status, "ok");
   });
 });
