@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { escapeLines } from "../errors/mod.ts";
 
 export interface OutputOptions {
   color: boolean;
@@ -60,24 +61,28 @@ export class Output {
     this.#stdout(text.endsWith("\n") ? text : `${text}\n`);
   }
 
+  // Messages carry names, URLs and output from outside (a lock, a server, a subprocess): they
+  // are printed with control and bidi characters escaped, so none can recolour the terminal,
+  // move the cursor or forge a line. Colour is added here, after escaping.
+
   /** A progress or status message, to stderr; hidden by `--quiet`. */
   info(text: string): void {
-    if (!this.quiet) this.#stderr(`${text}\n`);
+    if (!this.quiet) this.#stderr(`${escapeLines(text)}\n`);
   }
 
   /** A step that finished well. */
   success(text: string): void {
-    if (!this.quiet) this.#stderr(`${this.green("✔")} ${text}\n`);
+    if (!this.quiet) this.#stderr(`${this.green("✔")} ${escapeLines(text)}\n`);
   }
 
   /** Shown only with `--verbose`. */
   debug(text: string): void {
-    if (this.verbose && !this.quiet) this.#stderr(`${this.dim(text)}\n`);
+    if (this.verbose && !this.quiet) this.#stderr(`${this.dim(escapeLines(text))}\n`);
   }
 
   /** Something the user should know; shown even under `--quiet`. */
   warn(text: string): void {
-    this.#stderr(`${this.yellow("warning")}: ${text}\n`);
+    this.#stderr(`${this.yellow("warning")}: ${escapeLines(text)}\n`);
   }
 
   /** Raw text to stderr (used by the error renderer). */

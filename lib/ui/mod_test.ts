@@ -20,3 +20,30 @@ Deno.test("formatDuration: rounding never shows 60s or 60m", () => {
   assert.equal(formatDuration(2 * 60_000 + 3000), "2m 3s");
   assert.equal(formatDuration(250), "250ms");
 });
+
+Deno.test("Output: messages print control and bidi characters escaped, colour only from dtk", async () => {
+  const { Output } = await import("./mod.ts");
+  const err: string[] = [];
+  const out = new Output({
+    color: true,
+    quiet: false,
+    verbose: true,
+    tty: false,
+    stderr: (t) => err.push(t),
+  });
+  out.info("a\u001b[2Jb\nnext\tline");
+  out.warn("name \u202ecod.exe");
+  out.success("done\r");
+  out.debug("x\u0007");
+  const text = err.join("");
+  assert.ok(text.includes("a\\u001b[2Jb\nnext\tline\n"), text);
+  assert.ok(text.includes("name \\u202ecod.exe"), text);
+  assert.ok(text.includes("done\\r"), text);
+  assert.ok(text.includes("x\\u0007"), text);
+  // The only escape sequences left are the colours dtk adds itself.
+  // deno-lint-ignore no-control-regex
+  assert.deepEqual(
+    text.replace(/\u001b\[[0-9;]*m/g, "").match(/[\u0000-\u0008\u000b-\u001f\u202e]/g),
+    null,
+  );
+});
