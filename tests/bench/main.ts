@@ -10,6 +10,7 @@ const MODULES = [
   "pipeline_bench.ts",
   "pki_bench.ts",
   "store_bench.ts",
+  "store_add_bench.ts",
   "image_bench.ts",
   "startup_bench.ts",
   "dnswebhook_bench.ts",
