@@ -239,91 +239,96 @@ Deno.test({
 });
 
 const jq = await which("jq");
+
+/** A stamped build for the smoke-script tests. */
+const SMOKE_BUILD = {
+  version: "3.2.1-smoke.1",
+  commit: "89abcdef0123456789abcdef0123456789abcdef",
+  date: "2026-01-02T03:04:05Z",
+};
+
+/**
+ * Runs the release's smoke step as Actions does (bash -e -o pipefail, in a fresh RUNNER_TEMP),
+ * with `binary` as the release's file for `target`, SHA256SUMS written beside it (`tamper`: then
+ * the file changed).
+ */
+async function runSmokeStep(work: string, name: string, options: {
+  binary: string;
+  target: { platform: string; triple: string };
+  env: Record<string, string>;
+  tamper?: boolean;
+  timeoutMs?: number;
+}) {
+  const file = join(work, "smoke.sh");
+  await Deno.writeTextFile(file, smokeScript(await load("release.yml")));
+  const temp = join(work, name);
+  const dist = join(temp, "dist");
+  await Deno.mkdir(dist, { recursive: true });
+  const artifact = `dtk-${SMOKE_BUILD.version}-${options.target.platform}`;
+  await Deno.copyFile(options.binary, join(dist, artifact));
+  const sum = await new Deno.Command("sha256sum", { args: [artifact], cwd: dist, stdout: "piped" })
+    .output();
+  await Deno.writeFile(join(dist, "SHA256SUMS"), sum.stdout);
+  if (options.tamper) {
+    await Deno.writeTextFile(join(dist, artifact), "// changed\n", { append: true });
+  }
+  const r = await new Deno.Command("bash", {
+    args: ["--noprofile", "--norc", "-eo", "pipefail", file],
+    cwd: temp,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      RUNNER_TEMP: temp,
+      VERSION: SMOKE_BUILD.version,
+      PLATFORM: options.target.platform,
+      TRIPLE: options.target.triple,
+      NO_COLOR: "1",
+      RUST_BACKTRACE: "0",
+      DENO_NO_UPDATE_CHECK: "1",
+      ...options.env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 180_000),
+  }).output();
+  return { code: r.code, out: decoder.decode(r.stdout) + decoder.decode(r.stderr) };
+}
+
+function assertSmokePassed(r: { code: number; out: string }, platform: string) {
+  assert.equal(r.code, 0, r.out);
+  for (const cmd of [...SMOKE_COMMANDS, SMOKE_DOCTOR]) {
+    assert.ok(r.out.includes(`--- dtk ${cmd.join(" ")}\n`), `ran ${cmd.join(" ")}`);
+  }
+  assert.match(r.out, /doctor exited [03]/);
+  assert.match(r.out, new RegExp(`dtk-${SMOKE_BUILD.version}-${platform}: OK`));
+}
+
 Deno.test({
   name: `workflows: the release's smoke script passes on the stamped bundle, fails on a bad one${
     jq ? "" : " (skipped: jq not installed)"
   }`,
   ignore: !jq,
   async fn(t) {
-    const build = {
-      version: "3.2.1-smoke.1",
-      commit: "89abcdef0123456789abcdef0123456789abcdef",
-      date: "2026-01-02T03:04:05Z",
-    };
-    const script = smokeScript(await load("release.yml"));
     const work = await Deno.makeTempDir({ prefix: "dtk-smoke-script-" });
     try {
-      const bundle = await bundleDtk(work, { build });
+      const bundle = await bundleDtk(work, { build: SMOKE_BUILD });
       const target = TARGETS.find((x) => x.triple === Deno.build.target);
       assert.ok(target, `this host (${Deno.build.target}) is a release target`);
-      const file = join(work, "smoke.sh");
-      await Deno.writeTextFile(file, script);
-
-      /** Runs the step as Actions does, with `binary` as the release's file for this host. */
-      const runStep = async (
-        name: string,
-        binary: string,
-        env: Record<string, string>,
-        options: { tamper?: boolean } = {},
-      ) => {
-        const temp = join(work, name);
-        const dist = join(temp, "dist");
-        await Deno.mkdir(dist, { recursive: true });
-        const artifact = `dtk-${build.version}-${target.platform}`;
-        await Deno.copyFile(binary, join(dist, artifact));
-        const sum = await new Deno.Command("sha256sum", {
-          args: [artifact],
-          cwd: dist,
-          stdout: "piped",
-        })
-          .output();
-        await Deno.writeFile(join(dist, "SHA256SUMS"), sum.stdout);
-        if (options.tamper) {
-          await Deno.writeTextFile(join(dist, artifact), "// changed\n", { append: true });
-        }
-        const r = await new Deno.Command("bash", {
-          args: ["--noprofile", "--norc", "-eo", "pipefail", file],
-          cwd: temp,
-          clearEnv: true,
-          env: {
-            PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-            RUNNER_TEMP: temp,
-            VERSION: build.version,
-            PLATFORM: target.platform,
-            TRIPLE: target.triple,
-            NO_COLOR: "1",
-            RUST_BACKTRACE: "0",
-            DENO_NO_UPDATE_CHECK: "1",
-            ...env,
-          },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-          signal: AbortSignal.timeout(180_000),
-        }).output();
-        return { code: r.code, out: decoder.decode(r.stdout) + decoder.decode(r.stderr) };
-      };
       // The bundle is JavaScript: `deno run` stands where qemu-user stands for arm64, with the
       // network denied and the source tree unreadable.
       const emulator = [Deno.execPath(), ...runFlags()].join(" ");
+      const step = (name: string, env: Record<string, string>, extra = {}) =>
+        runSmokeStep(work, name, { binary: bundle, target, env, ...extra });
 
       await t.step("the stamped bundle passes every smoke check", async () => {
-        const r = await runStep("good", bundle, { EMULATOR: emulator });
-        assert.equal(r.code, 0, r.out);
-        for (const cmd of [...SMOKE_COMMANDS, SMOKE_DOCTOR]) {
-          assert.ok(r.out.includes(`--- dtk ${cmd.join(" ")}\n`), `ran ${cmd.join(" ")}`);
-        }
-        assert.match(r.out, /doctor exited [03]/);
-        assert.match(r.out, new RegExp(`dtk-${build.version}-${target.platform}: OK`));
+        assertSmokePassed(await step("good", { EMULATOR: emulator }), target.platform);
       });
 
       await t.step(
         "a wrong version, a crashing doctor, a changed binary each fail it",
         async () => {
-          const wrong = await runStep("wrong-version", bundle, {
-            EMULATOR: emulator,
-            VERSION: "3.2.2",
-          });
+          const wrong = await step("wrong-version", { EMULATOR: emulator, VERSION: "3.2.2" });
           assert.notEqual(wrong.code, 0, wrong.out);
 
           const crashing = join(work, "crashing.sh");
@@ -332,19 +337,78 @@ Deno.test({
             `#!/bin/sh\n[ "$1" = doctor ] && exit 70\nexec ${emulator} ${bundle} "$@"\n`,
             { mode: 0o755 },
           );
-          const crash = await runStep("crash", crashing, { EMULATOR: "" });
+          const crash = await runSmokeStep(work, "crash", {
+            binary: crashing,
+            target,
+            env: { EMULATOR: "" },
+          });
           assert.equal(crash.code, 1, crash.out);
           assert.match(crash.out, /::error::dtk doctor exited 70/);
 
           // SHA256SUMS of one file, another in its place: the step must refuse to test it.
-          const tampered = await runStep("tampered", bundle, { EMULATOR: emulator }, {
-            tamper: true,
-          });
+          const tampered = await step("tampered", { EMULATOR: emulator }, { tamper: true });
           assert.notEqual(tampered.code, 0, tampered.out);
           assert.match(tampered.out, /FAILED/);
           assert.doesNotMatch(tampered.out, /--- dtk version/);
         },
       );
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});
+
+/*
+ * The arm64 job's emulator line, for real: Deno's own aarch64 build (npm's
+ * @deno/linux-arm64-glibc, the same runtime denort is) under qemu-aarch64-static with Debian's
+ * arm64 C library, running the stamped bundle through the smoke script. A minute per command on
+ * two loaded cores, so only when asked: DTK_TEST_QEMU_ARM64=1.
+ */
+const qemuMissing: string[] = [];
+if (Deno.env.get("DTK_TEST_QEMU_ARM64") !== "1") qemuMissing.push("DTK_TEST_QEMU_ARM64=1 not set");
+if (!await which("qemu-aarch64-static")) qemuMissing.push("qemu-user-static not installed");
+if (!await Deno.stat("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1").catch(() => null)) {
+  qemuMissing.push("libc6-arm64-cross not installed");
+}
+if (!jq) qemuMissing.push("jq not installed");
+if (!await which("npm")) qemuMissing.push("npm not installed");
+Deno.test({
+  name: `workflows: the arm64 smoke job's qemu-user line runs an aarch64 Deno on the bundle${
+    qemuMissing.length ? ` (skipped: ${qemuMissing.join(", ")})` : ""
+  }`,
+  ignore: qemuMissing.length > 0,
+  async fn() {
+    const work = await Deno.makeTempDir({ prefix: "dtk-smoke-arm64-" });
+    try {
+      const wf = await load("release.yml");
+      const arm = (wf.jobs.smoke.strategy.matrix.include as {
+        platform: string;
+        triple: string;
+        emulator: string;
+      }[]).find((m) => m.triple.startsWith("aarch64"));
+      assert.ok(arm);
+      const pack = await new Deno.Command("npm", {
+        args: ["pack", "--silent", `@deno/linux-arm64-glibc@${Deno.version.deno}`],
+        cwd: work,
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(300_000),
+      }).output();
+      assert.ok(pack.success, decoder.decode(pack.stderr));
+      const tgz = decoder.decode(pack.stdout).trim().split("\n").pop()!;
+      const untar = await new Deno.Command("tar", { args: ["xzf", tgz], cwd: work }).output();
+      assert.ok(untar.success);
+      const armDeno = join(work, "package/deno");
+      const bundle = await bundleDtk(work, { build: SMOKE_BUILD });
+      const emulator = [arm.emulator, armDeno, ...runFlags()].join(" ");
+      const r = await runSmokeStep(work, "arm64", {
+        binary: bundle,
+        target: arm,
+        env: { EMULATOR: emulator },
+        timeoutMs: 30 * 60_000,
+      });
+      assertSmokePassed(r, arm.platform);
+      assert.match(r.out, /"target": "aarch64-unknown-linux-gnu"/);
     } finally {
       await Deno.remove(work, { recursive: true });
     }
