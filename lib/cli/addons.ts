@@ -278,6 +278,7 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
       }
       const cluster = clusterDir(config);
       const token = await ensureWebhookToken(cluster);
+      await giveBackToSudoUser(webhookTokenPath(cluster), ctx);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       Deno.addSignalListener("SIGINT", onSignal);
@@ -310,6 +311,17 @@ export function registerAddonsCommands(program: Command, ctx: CliContext): void 
         Deno.removeSignalListener("SIGTERM", onSignal);
       }
     });
+}
+
+/**
+ * `sudo dtk dns-webhook` (root, to edit /etc/hosts) may make the token: it stays the user's,
+ * so that `dtk install-addon external-dns`, run as the user, can read it.
+ */
+async function giveBackToSudoUser(path: string, ctx: CliContext): Promise<void> {
+  const uid = Number(ctx.env("SUDO_UID") ?? "");
+  const gid = Number(ctx.env("SUDO_GID") ?? "");
+  if (Deno.uid() !== 0 || !Number.isInteger(uid) || uid <= 0) return;
+  await Deno.chown(path, uid, Number.isInteger(gid) && gid > 0 ? gid : null).catch(() => {});
 }
 
 /**

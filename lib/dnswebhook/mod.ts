@@ -120,6 +120,13 @@ const TOKEN = /^[0-9a-f]{64}$/;
 export async function ensureWebhookToken(clusterDir: string): Promise<string> {
   const path = webhookTokenPath(clusterDir);
   try {
+    // A link, FIFO or device there is not dtk's token (and a FIFO would block the read).
+    const info = await Deno.lstat(path);
+    if (!info.isFile || info.size > 1024) {
+      throw new DtkError(`The DNS webhook token ${q(path)} is not a small regular file`, {
+        hint: "Remove it; dtk makes a new one",
+      });
+    }
     const text = (await Deno.readTextFile(path)).trim();
     if (!TOKEN.test(text)) {
       throw new DtkError(`The DNS webhook token ${q(path)} is not 64 hex digits`, {

@@ -118,3 +118,23 @@ Deno.test("dtk dns-webhook: --domains are checked as domain names", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dtk dns-webhook: listens on dns.host-ip, the address the guests are given", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-dnswebhook-cli-" });
+  try {
+    // 127.0.0.2 stands in for the VM network's host address: a loopback alias, bindable here.
+    await Deno.writeTextFile(join(dir, "config.yaml"), "dns:\n  host-ip: 127.0.0.2\n");
+    const run = await start(dir, ["--hosts-file", join(dir, "hosts")]);
+    try {
+      assert.match(run.url, /^http:\/\/127\.0\.0\.2:\d+$/, run.output());
+      // Not on 127.0.0.1: not every interface.
+      const port = new URL(run.url).port;
+      await assert.rejects(() => fetch(`http://127.0.0.1:${port}/`));
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.child.status;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

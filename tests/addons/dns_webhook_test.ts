@@ -432,3 +432,26 @@ Deno.test("dns webhook: names are logged escaped, so a name cannot forge a log l
     }
   });
 });
+
+Deno.test("dns webhook token: made once, 0600, reused; a FIFO or a link in its place is refused", async () => {
+  const { ensureWebhookToken, webhookTokenPath } = await import("../../lib/dnswebhook/mod.ts");
+  const dir = await Deno.makeTempDir({ prefix: "dtk-dnswebhook-token-" });
+  try {
+    const cluster = join(dir, "generated", "dtk");
+    const token = await ensureWebhookToken(cluster);
+    assert.match(token, /^[0-9a-f]{64}$/);
+    assert.equal((await Deno.stat(webhookTokenPath(cluster))).mode! & 0o777, 0o600);
+    assert.equal(await ensureWebhookToken(cluster), token);
+    const other = join(dir, "other");
+    await Deno.mkdir(other);
+    const made = await new Deno.Command("mkfifo", { args: [webhookTokenPath(other)] }).output();
+    assert.ok(made.success);
+    await assert.rejects(() => ensureWebhookToken(other), /not a small regular file/);
+    const linked = join(dir, "linked");
+    await Deno.mkdir(linked);
+    await Deno.symlink(webhookTokenPath(cluster), webhookTokenPath(linked));
+    await assert.rejects(() => ensureWebhookToken(linked), /not a small regular file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
