@@ -121,6 +121,11 @@ export interface HandlerOptions {
   objectPath: (hex: string) => string;
   /** Streams still open register their abort here (for a bounded shutdown). */
   open?: Set<() => void>;
+  /**
+   * Settles when the response was delivered (the server's `info.completed`). Given, a whole
+   * blob is answered with the file's own stream, which the server sends without a JS copy.
+   */
+  completed?: Promise<void>;
 }
 
 const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
@@ -250,5 +255,18 @@ async function serveBlob(
   if (range !== undefined) headers["Content-Range"] = `bytes ${range.start}-${range.end}/${size}`;
   const status = range === undefined ? 200 : 206;
   if (options.head) return new Response(null, { status, headers });
+  if (range === undefined && options.completed !== undefined) {
+    // The common case, a whole blob: Deno's server pipes a file's stream natively (several
+    // times the speed of chunks through JS). A forced shutdown closes the file under it.
+    const file = await Deno.open(path, { read: true });
+    const abort = () => {
+      try {
+        file.close();
+      } catch { /* already closed at the end of the stream */ }
+    };
+    options.open?.add(abort);
+    options.completed.catch(() => {}).finally(() => options.open?.delete(abort));
+    return new Response(file.readable, { status, headers });
+  }
   return new Response(fileStream(path, start, { length, open: options.open }), { status, headers });
 }

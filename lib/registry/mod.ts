@@ -105,7 +105,12 @@ export function startRegistry(
           return new Response("internal error", { status: 500 });
         },
       },
-      (request) => handleRegistryRequest(request, index, { objectPath: options.objectPath, open }),
+      (request, info) =>
+        handleRegistryRequest(request, index, {
+          objectPath: options.objectPath,
+          open,
+          completed: info.completed,
+        }),
     );
   } catch (error) {
     const where = hostPort(options.hostname, options.port);

@@ -12,6 +12,7 @@ const MODULES = [
   "store_bench.ts",
   "store_add_bench.ts",
   "image_bench.ts",
+  "registry_bench.ts",
   "startup_bench.ts",
   "dnswebhook_bench.ts",
 ];
