@@ -21,7 +21,7 @@ export interface RegistryDoctorInput {
 }
 
 /** Binds `hostname:port` for a moment: free, taken, or not an address of this host. */
-async function tryBind(hostname: string, port: number): Promise<"free" | "in use" | "no address"> {
+function tryBind(hostname: string, port: number): "free" | "in use" | "no address" {
   try {
     const listener = Deno.listen({ hostname, port, transport: "tcp" });
     listener.close();
@@ -56,7 +56,7 @@ export async function registryPortCheck(
     };
   }
   const where = `${input.endpoint.listen}:${input.port}`;
-  const state = await tryBind(input.endpoint.listen, input.port);
+  const state = tryBind(input.endpoint.listen, input.port);
   if (state === "free") return { ...base, status: "ok", found: `free on ${where}` };
   if (state === "in use") {
     return {

@@ -41,8 +41,8 @@ Deno.test("Output: messages print control and bidi characters escaped, colour on
   assert.ok(text.includes("done\\r"), text);
   assert.ok(text.includes("x\\u0007"), text);
   // The only escape sequences left are the colours dtk adds itself.
-  // deno-lint-ignore no-control-regex
   assert.deepEqual(
+    // deno-lint-ignore no-control-regex
     text.replace(/\u001b\[[0-9;]*m/g, "").match(/[\u0000-\u0008\u000b-\u001f\u202e]/g),
     null,
   );
