@@ -140,7 +140,12 @@ answer in time is named. Exit codes: 0 healthy, 1 degraded, 2 could not check.`,
         });
       const show = (report: StatusReport) => {
         if (opts.json) ctx.out.data(JSON.stringify(report, null, 2));
-        else ctx.out.data(formatStatus(report, { verbose: ctx.out.verbose }));
+        else {
+          // Only a healthy verdict goes to stdout: any other is the error the command exits with.
+          ctx.out.data(
+            formatStatus(report, { verbose: ctx.out.verbose, verdict: report.exitCode === 0 }),
+          );
+        }
       };
       let report: StatusReport;
       if (!opts.watch) {

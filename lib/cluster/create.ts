@@ -272,7 +272,7 @@ export class ClusterCreate {
         run: async (s, options) => {
           await this.#nodes.remote(step.node!).exec(command, {
             timeoutMs: 30_000,
-            what: `the injected command on ${q(step.node)}`,
+            what: "the injected command",
           });
           await handler.run(s, options);
         },

@@ -12,6 +12,8 @@
  *   nodes/<vm>/           files rendered for each node
  *   addons/<addon>/       rendered helm values
  *   vm/                   kickstart, ISOs, cloud-init seeds
+ *   logs/                 <timestamp>-<command>.log: a log of every create, up, down, delete,
+ *                         install-addon (lib/runlog)
  * ```
  *
  * @module

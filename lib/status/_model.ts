@@ -151,8 +151,14 @@ const GROUP_TITLE: Record<ProbeGroup, string> = {
   verify: "Verify",
 };
 
-/** One screen: a table per group, then the verdict naming every problem. */
-export function formatStatus(report: StatusReport, options: { verbose?: boolean } = {}): string {
+/**
+ * One screen: a table per group, then the verdict naming every problem (left out with
+ * `verdict: false`, when the caller says it another way, e.g. as the error it exits with).
+ */
+export function formatStatus(
+  report: StatusReport,
+  options: { verbose?: boolean; verdict?: boolean } = {},
+): string {
   const out: string[] = [];
   for (const group of Object.keys(GROUP_TITLE) as ProbeGroup[]) {
     const rows = report.results.filter((r) => r.group === group);
@@ -172,6 +178,7 @@ export function formatStatus(report: StatusReport, options: { verbose?: boolean 
     }
     out.push("");
   }
+  if (options.verdict === false) return out.join("\n").trimEnd();
   const byName = new Map(report.results.map((r) => [r.name, r]));
   const named = report.problems.map((n) => `${n} (${byName.get(n)?.summary ?? ""})`);
   const took = formatDuration(report.elapsedMs);

@@ -284,6 +284,7 @@ Deno.test("cluster probes: a stopped node and a failed unit are both named (exit
     /Cluster "c" is degraded: units\/vm1 \(kube-scheduler\.service failed\); vm\/vm2 \(stopped\); node\/vm2 \(not Ready/,
   );
   assert.match(text, /units\/vm1:\n {4}scheduler: bad flag/);
+  assert.doesNotMatch(formatStatus(report, { verdict: false }), /Cluster "c"/);
 });
 
 Deno.test("cluster probes: no kubeconfig yet: the API probes could not check (exit 2)", async () => {

@@ -131,16 +131,17 @@ export async function collectBundle(
   const timeoutMs = options.timeoutMs ?? 60_000;
 
   // dtk's own files: run logs, state, the lock, add-on values; never an owner-only file.
-  const local = async (path: string, as: string) => {
+  // Run logs are owner-only too, but redacted when written (and again here): they go in.
+  const local = async (path: string, as: string, ownerOnly = false) => {
     try {
       const info = await Deno.lstat(path);
-      if (!info.isFile || ((info.mode ?? 0) & 0o077) === 0) return;
+      if (!info.isFile || (!ownerOnly && ((info.mode ?? 0) & 0o077) === 0)) return;
       add(as, await Deno.readTextFile(path), path);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) problem(path, error);
     }
   };
-  const walk = async (from: string, as: string) => {
+  const walk = async (from: string, as: string, ownerOnly = false) => {
     let list: Deno.DirEntry[] = [];
     try {
       list = await Array.fromAsync(Deno.readDir(from));
@@ -148,11 +149,11 @@ export async function collectBundle(
       return;
     }
     for (const e of list.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (e.isDirectory) await walk(join(from, e.name), `${as}/${segment(e.name)}`);
-      else if (e.isFile) await local(join(from, e.name), `${as}/${segment(e.name)}`);
+      if (e.isDirectory) await walk(join(from, e.name), `${as}/${segment(e.name)}`, ownerOnly);
+      else if (e.isFile) await local(join(from, e.name), `${as}/${segment(e.name)}`, ownerOnly);
     }
   };
-  await walk(join(dir, "logs"), "dtk/logs");
+  await walk(join(dir, "logs"), "dtk/logs", true);
   await local(join(dir, "state.json"), "dtk/state.json");
   await local(lockPath(config), "dtk/dtk.lock");
   await walk(join(dir, "addons"), "rendered/addons");

@@ -53,10 +53,10 @@ Deno.test("export logs: every node's journal and dtk's files, no secret, a manif
     const token = (await readAdminToken(config))!;
     const key = await Deno.readTextFile(pkiLayout(config).key("admin"));
     await writeFileAtomic(join(dir, "state.json"), JSON.stringify({ version: 1, cluster: "dtk" }));
-    await writeFileAtomic(
+    // Run logs are owner-only, like secrets, but go in (redacted).
+    await writeSecretAtomic(
       join(dir, "logs", "20261203T100000Z-create.log"),
       `run curl -H 'Authorization: Bearer ${token}'\nstep FAILED node/vm2/kubelet\n`,
-      { mode: 0o644 },
     );
     await writeSecretAtomic(join(dir, "addons", "headlamp", "values.yaml"), `token: ${token}\n`);
     await writeFileAtomic(join(dir, "addons", "cilium", "values.yaml"), "ipam: {}\n");
