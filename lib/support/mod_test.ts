@@ -22,8 +22,10 @@ async function secretsOf(dir: string): Promise<string[]> {
   const walk = async (d: string) => {
     for await (const e of Deno.readDir(d)) {
       const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else if (((await Deno.stat(p)).mode! & 0o077) === 0) {
+      // dtk's own run logs are owner-only too, but hold no secret of their own.
+      if (e.isDirectory) {
+        if (e.name !== "logs") await walk(p);
+      } else if (((await Deno.stat(p)).mode! & 0o077) === 0) {
         const text = await Deno.readTextFile(p);
         for (const line of text.split("\n")) {
           const l = line.trim();
