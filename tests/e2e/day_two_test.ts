@@ -296,7 +296,9 @@ Deno.test({
       let seen = "";
       const reader = watch.stdout.getReader();
       const deadline = Date.now() + 120_000;
-      while ((seen.match(/is healthy/g) ?? []).length < 2 && Date.now() < deadline) {
+      while (
+        (seen.match(/^Cluster "\S+" is healthy/gm) ?? []).length < 2 && Date.now() < deadline
+      ) {
         const { value, done } = await reader.read();
         if (done) break;
         seen += new TextDecoder().decode(value);
