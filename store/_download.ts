@@ -39,6 +39,8 @@ export interface FetchTarget {
   version?: string;
   /** Image blobs: the descriptor's media type, kept in the object's metadata. */
   mediaType?: string;
+  /** What progress calls it when `name` is shared (an image's blobs): `<name> layer <hex12>`. */
+  label?: string;
   /** Headers for requests to `urls` (not mirrors), asked for at each try: a registry token. */
   headers?: () => Promise<Record<string, string>>;
   /** The lock's kind: bounds a download whose size is not known (`size: null`). */

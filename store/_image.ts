@@ -367,6 +367,19 @@ export class RegistryClient {
     return this.#token === undefined ? {} : { Authorization: `Bearer ${this.#token.value}` };
   }
 
+  /** Learns the registry's token challenge from `GET /v2/` (for blob requests made first). */
+  async authenticate(): Promise<void> {
+    if (this.#token !== undefined) return;
+    const res = await this.#fetch(`${this.base}/v2/`, { method: "GET", headers: {} }, {});
+    const challenge = res.status === 401
+      ? parseBearerChallenge(res.headers.get("www-authenticate") ?? "")
+      : undefined;
+    await res.body?.cancel();
+    if (challenge === undefined) return;
+    this.#challenge = challenge;
+    await this.#renew();
+  }
+
   /** GETs (or HEADs) a manifest by tag or digest; `undefined` when the registry says 404. */
   async manifest(
     reference: string,
@@ -541,4 +554,29 @@ async function readLimited(res: Response, url: string): Promise<Uint8Array> {
     throw invalid(q(url), `more than ${MAX_MANIFEST_BYTES} bytes is too big`);
   }
   return bytes;
+}
+
+/**
+ * The headers provider for a registry blob URL (`<base>/v2/<repository>/blobs/sha256:<hex>`), as
+ * `dtk store verify --repair` needs it to fetch an image blob again; undefined for other URLs.
+ */
+export function registryBlobHeaders(
+  url: string,
+  options: RegistryClientOptions = {},
+): (() => Promise<Record<string, string>>) | undefined {
+  const m = /^https?:\/\/([^/]+)\/v2\/(.+)\/blobs\/sha256:[0-9a-f]{64}$/.exec(url);
+  if (!m) return undefined;
+  let client: RegistryClient;
+  try {
+    client = new RegistryClient(`${m[1]}/${m[2]}`, options);
+  } catch {
+    return undefined;
+  }
+  if (!url.startsWith(client.base)) return undefined;
+  let ready: Promise<void> | undefined;
+  return async () => {
+    ready ??= client.authenticate();
+    await ready;
+    return await client.authHeaders();
+  };
 }

@@ -256,8 +256,9 @@ export async function pullImageManifests(
   const image = manifest.image;
   if (image.kind !== "manifest") throw new DtkError(`${what} is not an image`);
   const headers = () => client.authHeaders();
-  return [image.config, ...image.layers].map((d) => ({
+  return [image.config, ...image.layers].map((d, i) => ({
     name,
+    label: `${name} ${i === 0 ? "config" : "layer"} ${d.hex.slice(0, 12)}`,
     hex: d.hex,
     size: d.size,
     file: d.hex,

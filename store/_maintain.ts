@@ -11,7 +11,7 @@ import { addLocalFile, ensureObject } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
 import { hashFrom } from "./_hash.ts";
 import type { ObjectStore } from "./_objects.ts";
-import { imageClosure, walkImage } from "./_image.ts";
+import { imageClosure, registryBlobHeaders, walkImage } from "./_image.ts";
 import { pullImageManifests } from "./_image_pull.ts";
 import type { ClosureBlob } from "../lib/registry/_index.ts";
 import {
@@ -87,12 +87,16 @@ export async function verifyObjects(
     }
     const urls = meta?.urls ?? [];
     await store.remove(hex);
+    // An image blob comes back from its registry, which may want a token for it.
+    const headers = urls.map((u) => registryBlobHeaders(u)).find((h) => h !== undefined);
     await ensureObject(store, {
       name: names[0] ?? hex.slice(0, 12),
       hex,
       size: null,
       file: names[0] ?? hex,
       urls,
+      ...(meta?.mediaType ? { mediaType: meta.mediaType } : {}),
+      ...(headers ? { headers } : {}),
     }, options.download);
     out.push({ hex, names, status: "repaired", actual: actual?.hash });
   }

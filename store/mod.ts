@@ -19,7 +19,7 @@ import type { ImageConfig } from "../lib/addons/_images.ts";
 import { ensureObject, wrongLockSize } from "./_download.ts";
 import { imageClosure } from "./_image.ts";
 import { pullImageManifests, resolveImages } from "./_image_pull.ts";
-import type { DownloadOptions, EnsureResult, FetchTarget } from "./_download.ts";
+import type { DownloadOptions, EnsureResult, FetchTarget, ProgressEvent } from "./_download.ts";
 import { ObjectStore, type StoreOptions } from "./_objects.ts";
 import { resolveLock } from "./_resolve.ts";
 import type { ResolveResult } from "./_resolve.ts";
@@ -331,19 +331,25 @@ export async function ensureLock(lock: Lockfile, options: EnsureOptions): Promis
       const [first, ...others] = group;
       if (first === undefined) continue;
       try {
-        const result = await ensureObject(store, { ...first, also: others }, options);
+        // An image's blobs share its lock name: progress tells them apart by their label.
+        const label = first.label;
+        const onProgress = options.onProgress;
+        const each = label === undefined || onProgress === undefined
+          ? options
+          : { ...options, onProgress: (e: ProgressEvent) => onProgress({ ...e, name: label }) };
+        const result = await ensureObject(store, { ...first, also: others }, each);
         const wrong = others.find((t) => t.size !== null && t.size !== result.size);
         if (wrong !== undefined) throw wrongLockSize(wrong, result.size);
         for (const target of group) {
-          const each: EnsureResult = target === first ? result : {
+          const one: EnsureResult = target === first ? result : {
             name: target.name,
             hex: target.hex,
             status: "present",
             transferred: 0,
             size: result.size,
           };
-          results.push(each);
-          options.onResult?.(each);
+          results.push(one);
+          options.onResult?.(one);
         }
       } catch (error) {
         errors.push(error);

@@ -177,7 +177,9 @@ class Progress {
       return `${name}${pct} ${p.got}/${p.size} ${p.rate} ETA ${p.etaText}`;
     });
     if (parts.length === 0) return;
-    this.#out.info(`fetch: ${this.#done}/${this.#count} done; ${parts.join("; ")}`);
+    // An image's blobs are counted as they are found: no total then.
+    const done = this.#count > 0 ? `${this.#done}/${this.#count}` : `${this.#done}`;
+    this.#out.info(`fetch: ${done} done; ${parts.join("; ")}`);
   }
 
   stop() {
@@ -275,7 +277,8 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         ctx.out.success(`All ${names.length} artifacts of ${path} are in the store`);
         return;
       }
-      const progress = await Progress.create(ctx.out, names.length);
+      const images = Object.values(lock.artifacts).some(isImageArtifact);
+      const progress = await Progress.create(ctx.out, images ? 0 : names.length);
       let summary;
       try {
         summary = await ensureLock(lock, {
