@@ -209,9 +209,14 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
       "libvirt-network": {
         kind: "string",
         default: "default",
-        doc: "dtk: the libvirt network the VMs attach to.",
+        doc: "dtk: the libvirt network the VMs attach to (letters, digits, `.`, `_`, `-`).",
       },
-      "uri": { kind: "string", default: "qemu:///system", doc: "dtk: libvirt connection URI." },
+      "uri": {
+        kind: "string",
+        default: "qemu:///system",
+        doc:
+          "dtk: libvirt connection URI, e.g. `qemu+ssh://user@host/system` (no spaces, quotes, commas or shell characters).",
+      },
       "accel": {
         kind: "string",
         default: "kvm",
