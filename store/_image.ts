@@ -153,7 +153,17 @@ export async function readImageObject(
   mediaType?: string,
 ): Promise<{ bytes: Uint8Array; image: ParsedImage } | undefined> {
   if (await store.check(hex) !== "present") return undefined;
-  const bytes = await Deno.readFile(store.objectPath(hex));
+  // Through the object's own descriptor: a link swapped in after the check is refused.
+  const file = await store.openObject(hex);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
+  } catch (error) {
+    try {
+      file.close();
+    } catch { /* the stream closed it */ }
+    throw error;
+  }
   const meta = await store.readMeta(hex);
   return { bytes, image: parseImageJson(bytes, what, meta?.mediaType ?? mediaType) };
 }
@@ -177,15 +187,17 @@ export async function putImageObject(
       await store.remove(info.hex);
       const temp = store.tempPath();
       try {
-        const file = await Deno.open(temp, { write: true, createNew: true });
+        const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
+        let stat: Deno.FileInfo;
         try {
           let written = 0;
           while (written < bytes.length) written += await file.write(bytes.subarray(written));
           await file.sync();
+          stat = await file.stat();
         } finally {
           file.close();
         }
-        await store.commit(temp, info.hex);
+        await store.commit(temp, info.hex, stat);
       } catch (error) {
         await Deno.remove(temp).catch(() => {});
         throw error;

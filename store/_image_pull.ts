@@ -287,7 +287,11 @@ async function readMirror(mirror: string, hex: string): Promise<Uint8Array | und
   const dir = base.startsWith("file://") ? fileURLToPath(base) : base;
   try {
     const path = `${dir}/sha256/${hex}`;
-    if ((await Deno.stat(path)).size > MAX_MANIFEST_BYTES) return undefined;
+    // As for every local source: a FIFO would block the read, a link may not leave the mirror.
+    const info = await Deno.stat(path);
+    if (!info.isFile || info.size > MAX_MANIFEST_BYTES) return undefined;
+    const [real, root] = await Promise.all([Deno.realPath(path), Deno.realPath(dir)]);
+    if (!real.startsWith(root.endsWith("/") ? root : `${root}/`)) return undefined;
     return await Deno.readFile(path);
   } catch {
     return undefined;

@@ -121,6 +121,8 @@ export interface UnreadableRoot {
   /** The root record under `roots/`. */
   file: string;
   reason: string;
+  /** The lock itself reads, one of its images does not: `--force` goes on but keeps the root. */
+  keepRoot?: boolean;
 }
 
 /**
@@ -162,9 +164,18 @@ export async function liveHashes(store: ObjectStore): Promise<{
       const hexes = new Set([artifactHex(artifact)]);
       // An image keeps every blob its manifests name that the store holds.
       if (isImageArtifact(artifact)) {
-        const blobs = await walkImage(store, imageEntry(name, artifact), { partial: true })
-          .catch(() => []);
-        for (const b of blobs) hexes.add(b.digest.slice(7));
+        try {
+          const blobs = await walkImage(store, imageEntry(name, artifact), { partial: true });
+          for (const b of blobs) hexes.add(b.digest.slice(7));
+        } catch (error) {
+          // A manifest that cannot be read names blobs nobody can know: not "none".
+          unreadable.push({
+            path: record.path,
+            file,
+            reason: `image ${q(name)}: ${firstLine(error)}`,
+            keepRoot: true,
+          });
+        }
       }
       for (const hex of hexes) {
         let users = live.get(hex);
@@ -221,7 +232,7 @@ export async function gcStore(
   };
   for (const root of unreadable) {
     report.droppedRoots.push({ path: root.path, reason: root.reason });
-    if (!options.dryRun) await Deno.remove(root.file).catch(() => {});
+    if (!options.dryRun && !root.keepRoot) await Deno.remove(root.file).catch(() => {});
   }
   for (const hex of await store.list()) {
     if (live.has(hex)) {

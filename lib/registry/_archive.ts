@@ -73,7 +73,9 @@ export function ociArchive(
     for (const hex of [...blobs.keys()].sort()) {
       const path = options.objectPath(hex);
       // The file's own size, not the descriptor's: a lie in a manifest must not break the tar.
-      const size = (await Deno.stat(path)).size;
+      const info = await Deno.lstat(path);
+      if (!info.isFile) throw new Error(`${path} is not a regular file`);
+      const size = info.size;
       yield tarHeader({ name: `blobs/sha256/${hex}`, size, mode: 0o444 }, mtime);
       yield* fileStream(path, 0, { length: size });
       yield padding(size);

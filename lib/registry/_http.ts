@@ -90,7 +90,15 @@ export function fileStream(
   return new ReadableStream<Uint8Array>({
     async start(c) {
       controller = c;
+      // An object is served only as the regular file it is: never through a link put in its place.
+      const before = await Deno.lstat(path);
+      if (!before.isFile) throw new Error(`${path} is not a regular file`);
       file = await Deno.open(path, { read: true });
+      const after = await file.stat();
+      if (after.ino !== before.ino || after.dev !== before.dev) {
+        close();
+        throw new Error(`${path} was replaced while being opened`);
+      }
       options.open?.add(abort);
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
     },
@@ -222,7 +230,10 @@ async function serveBlob(
   const path = options.objectPath(hex);
   let size: number;
   try {
-    size = (await Deno.stat(path)).size;
+    const info = await Deno.lstat(path);
+    // A link or anything else planted in objects/ is not a blob of the store.
+    if (!info.isFile) throw new Deno.errors.NotFound(`${path} is not a regular file`);
+    size = info.size;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     return ociError(404, "BLOB_UNKNOWN", `Blob ${blob.digest} is not in the store`, {

@@ -583,3 +583,65 @@ Deno.test("store add hashes while copying: right object, and a wrong --hash keep
     assert.equal(sha256(await Deno.readFile(join(out, "sha256", added.hex))), added.hex);
   });
 });
+
+// --- the same classes in image and registry code -----------------------------------------------
+
+Deno.test("gc stops when a locked image's manifest cannot be read; --force keeps the lock root", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const { putImageObject } = await import("../../store/_image.ts");
+    // Bytes that hash right but do not parse: the blobs they name are unknown.
+    const manifest = new TextEncoder().encode('{"schemaVersion": 2, "layers": [');
+    const hex = sha256(manifest);
+    await putImageObject(store, manifest, {
+      hex,
+      name: "registry.example+app@1",
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+    });
+    const layer = fixture(1000, 16);
+    await store.init();
+    await addFile(store, await tempFileOf(dir, layer));
+    const lockFile = join(dir, "dtk.lock");
+    await Deno.writeTextFile(
+      lockFile,
+      JSON.stringify({
+        version: 1,
+        artifacts: {
+          "registry.example+app@1": {
+            kind: "image",
+            ref: "registry.example/app:1",
+            hash: formatHash(hex),
+            arch: "amd64",
+          },
+        },
+      }),
+    );
+    await store.addRoot(lockFile);
+    await assert.rejects(() => gcStore(store), /image "registry\.example\+app@1": /);
+    assert.equal(await store.check(sha256(layer)), "present", "nothing removed");
+    const forced = await gcStore(store, { force: true });
+    assert.ok(forced.removed.some((r) => r.hex === sha256(layer)));
+    assert.equal((await store.roots()).length, 1, "the lock itself is still registered");
+  });
+});
+
+async function tempFileOf(dir: string, bytes: Uint8Array): Promise<string> {
+  const path = join(dir, `f-${sha256(bytes).slice(0, 8)}`);
+  await Deno.writeFile(path, bytes);
+  return path;
+}
+
+Deno.test("image objects and registry blobs are not read through a link in objects/", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const { readImageObject } = await import("../../store/_image.ts");
+    const { fileStream } = await import("../../lib/registry/_http.ts");
+    const bytes = new TextEncoder().encode('{"schemaVersion":2}');
+    const hex = sha256(bytes);
+    await store.init();
+    const outside = await tempFileOf(dir, bytes);
+    await Deno.chmod(outside, 0o444);
+    await Deno.symlink(outside, store.objectPath(hex));
+    assert.equal(await readImageObject(store, hex, "x"), undefined);
+    const stream = fileStream(store.objectPath(hex), 0, { length: bytes.length });
+    await assert.rejects(() => new Response(stream).arrayBuffer(), /not a regular file/);
+  });
+});
