@@ -23,6 +23,7 @@ import { clusterDir, storeDir } from "../paths/mod.ts";
 import { ensureWebhookToken } from "../dnswebhook/mod.ts";
 import { ensurePki, ensureSshKey, type PkiLayout, pkiLayout, readAdminToken } from "../pki/mod.ts";
 import {
+  etcdGateCommand,
   NODE_PATHS,
   renderApiserverRbac,
   type RenderInput,
@@ -724,12 +725,8 @@ export class ClusterCreate {
       case "etcd": {
         if (!staticPod("etcd")) await this.#unitActive(node, "etcd.service");
         const remote = this.#nodes.remote(node);
-        const p = NODE_PATHS;
         await poll(async () => {
-          const r = await remote.exec(
-            `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${p.etcdCaCert} --cert=${p.etcdCert} --key=${p.etcdKey} member list`,
-            { timeoutMs: 15_000, check: false },
-          );
+          const r = await remote.exec(etcdGateCommand(), { timeoutMs: 15_000, check: false });
           return r.success && r.stdout.includes(node) ? true : undefined;
         }, {
           timeoutMs: this.#t.etcd,

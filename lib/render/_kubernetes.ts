@@ -157,6 +157,15 @@ export function etcdFlags(controller: RenderNode): Flags {
   ];
 }
 
+/**
+ * etcd's health gate, run on the controller: the member list over mTLS on loopback, with the
+ * certificate the apiserver uses. Passes once the output names the node's member.
+ */
+export function etcdGateCommand(): string {
+  return `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${P.etcdCaCert} ` +
+    `--cert=${P.etcdCert} --key=${P.etcdKey} member list`;
+}
+
 export function renderEtcdUnit(controller: RenderNode): string {
   return renderUnit({
     description: "etcd",

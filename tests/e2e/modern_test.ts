@@ -1,0 +1,334 @@
+/**
+ * The modern tier (issue 17): the files dtk renders for its default versions, run by real
+ * modern binaries on harness nodes: Debian sid's containerd 2.1.9, runc 1.3.6, CNI plugins 1.9.1,
+ * etcd 3.5.30 and kubectl 1.36.4, served from the harness mirror, pinned in a test lock and
+ * fetched into a store by dtk's own `ensureLock`, then installed with dtk's own step renderers
+ * and binary list (`renderStep`, `binaryCopies`).
+ *
+ * What is the test's and not dtk's: the `sid-libs` loader runc needs on bookworm nodes
+ * (see tests/harness/modern.ts); the containerd unit without `OOMScoreAdjust=-999`, which the
+ * nodes refuse (the only override; config.toml is exactly the default render); static routes
+ * between the nodes' pod CIDRs (dtk leaves that to the CNI add-on); etcd's `--initial-cluster`
+ * listing three members (dtk renders one) and certificates from the harness CA with each
+ * member's address.
+ *
+ * Runs whenever the modern set is built (`tests/harness/build_modern.sh`) and nodes can start.
+ * Start it under the shared lock: `flock /tmp/dtk-harness.lock deno test -A tests/e2e/modern_test.ts`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { defaultConfig } from "../../lib/config/mod.ts";
+import { LocalRunner } from "../../lib/exec/mod.ts";
+import {
+  etcdFlags,
+  etcdGateCommand,
+  NODE_PATHS,
+  renderContainerdConfig,
+  type RenderInput,
+  type RenderNode,
+  renderStep,
+  type StepFiles,
+  type StepName,
+} from "../../lib/render/mod.ts";
+import { flagArgs } from "../../lib/render/_text.ts";
+import { binaryCopies, type BinarySource } from "../../lib/cluster/_binaries.ts";
+import { artifactPath, ensureLock, openStore } from "../../store/mod.ts";
+import {
+  BOX_IMAGE,
+  makeTestCa,
+  type Node,
+  nodeSupport,
+  startArtifactMirror,
+  startNodes,
+  testLock,
+  waitFor,
+  writeTestImages,
+} from "../harness/mod.ts";
+import { loadModernSet, modernStatus } from "../harness/modern.ts";
+
+const runner = new LocalRunner();
+const support = nodeSupport();
+const modern = modernStatus();
+const reason = !support.ok ? support.reason : !modern.ok ? modern.reason : "";
+
+function modernTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
+  Deno.test({
+    name: reason ? `${name} (skipped: ${reason})` : name,
+    ignore: reason !== "",
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
+}
+
+/** The fetched lock, a store holding it, and dtk's default config at the set's versions. */
+async function setUp(work: string) {
+  const set = await loadModernSet();
+  const mirror = startArtifactMirror(set);
+  const lock = testLock(set, { mirrorUrl: mirror.url });
+  const storeDir = join(work, "store");
+  await ensureLock(lock, { store: openStore(storeDir) });
+  const base = defaultConfig({ dir: work });
+  const config = {
+    ...base,
+    versions: {
+      ...base.versions,
+      containerd: set.versions.containerd,
+      runc: set.versions.runc,
+      cniPlugins: set.versions.cniPlugins,
+      etcd: set.versions.etcd,
+    },
+  };
+  const source: BinarySource = { lock, storeDir, cacheDir: join(work, "unpacked"), runner };
+  return { set, mirror, lock, storeDir, config, source };
+}
+
+/** Puts one step's files, folders and binaries on a node, as `cluster create` does. */
+async function applyStep(node: Node, step: StepFiles, source: BinarySource): Promise<void> {
+  for (const d of step.dirs) await node.run(`install -d -m ${d.mode.toString(8)} '${d.path}'`);
+  for (const f of step.files) {
+    await node.run(
+      `mkdir -p "$(dirname '${f.path}')" && cat >'${f.path}.tmp' && chmod ${
+        f.mode.toString(8)
+      } '${f.path}.tmp' && mv '${f.path}.tmp' '${f.path}'`,
+      { stdin: f.content },
+    );
+  }
+  for (const c of await binaryCopies(step.binaries, source)) {
+    await node.run(`mkdir -p "$(dirname '${c.dest}')"`);
+    await node.copyTo([c.local], `${c.dest}.tmp`);
+    const sum = await node.run(
+      `chmod ${
+        c.mode.toString(8)
+      } '${c.dest}.tmp' && mv '${c.dest}.tmp' '${c.dest}' && sha256sum '${c.dest}'`,
+    );
+    assert.equal(sum.stdout.split(" ")[0], c.sha256, `${c.dest} on ${node.name}`);
+  }
+  for (const command of step.activate) await node.run(command, { timeoutMs: 30_000 });
+}
+
+function renderInput(config: RenderInput["config"], nodes: RenderNode[], node: string) {
+  return { config, nodes, node, overrides: { noOomScoreAdjust: true } } satisfies RenderInput;
+}
+
+async function runtimeOn(
+  node: Node,
+  input: RenderInput,
+  ctx: { source: BinarySource; storeDir: string; lock: ReturnType<typeof testLock> },
+): Promise<void> {
+  // The loader and libraries of sid's runc (the test's, not dtk's: see the module doc).
+  const libs = ctx.lock.artifacts["sid-libs"]!;
+  await node.copyTo([artifactPath(ctx.storeDir, libs)], "/root/dtk-sid-libs.tar.gz");
+  await node.run("mkdir -p /opt/dtk-sid && tar -xzf /root/dtk-sid-libs.tar.gz -C /opt/dtk-sid");
+  for (const step of ["sysctl", "containerd", "cni"] as StepName[]) {
+    await applyStep(node, renderStep(step, input), ctx.source);
+  }
+  await node.run("systemctl daemon-reload && systemctl enable --now containerd", {
+    timeoutMs: 60_000,
+  });
+  await waitFor(`containerd on ${node.name} to answer`, async () => {
+    const r = await node.run("ctr version", { check: false, timeoutMs: 10_000 });
+    return r.success ? r : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 300 });
+}
+
+modernTest(
+  "modern: containerd 2.1.9 on dtk's default config.toml, runc 1.3.6 with systemd cgroups, CNI 1.9.1 across nodes",
+  async (t) => {
+    const work = await Deno.makeTempDir({ prefix: "dtk-modern-" });
+    const ctx = await setUp(work);
+    await using _mirror = ctx.mirror;
+    const nodes = await startNodes(2, { containers: true });
+    try {
+      const rnodes: RenderNode[] = nodes.nodes.map((n, i) => ({
+        name: n.name,
+        ip: n.ip,
+        podCidr: `10.200.${i}.0/24`,
+      }));
+      const started = performance.now();
+      await Promise.all(
+        nodes.nodes.map((n) => runtimeOn(n, renderInput(ctx.config, rnodes, n.name), ctx)),
+      );
+      console.error(
+        `[modern] containerd ${ctx.set.versions.containerd} up on 2 nodes in ${
+          ((performance.now() - started) / 1000).toFixed(1)
+        } s`,
+      );
+      const node = nodes.at(0);
+
+      await t.step("containerd 2.1.9 runs the config.toml dtk renders (version 3)", async () => {
+        const toml = await node.run(`cat ${NODE_PATHS.containerdConfig}`);
+        assert.equal(toml.stdout, renderContainerdConfig(ctx.config), "the default render");
+        assert.match(toml.stdout, /^version = 3$/m);
+        const version = await node.run("ctr version");
+        assert.match(version.stdout, /Server:[\s\S]*Version:\s+v?2\.1\.9/);
+      });
+
+      await t.step("every plugin loads: ctr plugins ls has none in error", async () => {
+        const plugins = await node.run("ctr plugins ls");
+        const rows = plugins.stdout.trim().split("\n").slice(1);
+        const broken = rows.filter((r) => !/\s(ok|skip)\s*$/.test(r));
+        assert.deepEqual(broken, [], plugins.stdout);
+        for (const id of ["io.containerd.cri.v1\\s+images", "io.containerd.cri.v1\\s+runtime"]) {
+          assert.match(plugins.stdout, new RegExp(`${id}\\s.*\\sok\\s*$`, "m"), id);
+        }
+        assert.match(plugins.stdout, /io\.containerd\.grpc\.v1\s+cri\s.*\sok\s*$/m);
+        assert.match(plugins.stdout, /io\.containerd\.transfer\.v1\s+local\s.*\sok\s*$/m);
+      });
+
+      await t.step("containerd config dump shows dtk's values", async () => {
+        const dump = (await node.run("containerd config dump")).stdout;
+        assert.match(dump, /^version = 3$/m);
+        assert.match(dump, /SystemdCgroup = true/);
+        assert.match(dump, /sandbox = ['"]registry\.k8s\.io\/pause:3\.10['"]/);
+        assert.match(dump, /config_path = ['"]\/etc\/containerd\/certs\.d['"]/);
+        assert.match(dump, /bin_dirs = \[['"]\/opt\/cni\/bin['"]\]/);
+        assert.match(dump, /conf_dir = ['"]\/etc\/cni\/net\.d['"]/);
+        assert.match(dump, /restrict_oom_score_adj = false/);
+      });
+
+      // No registry here: the harness's busybox image, imported.
+      const images = join(work, "images.tar");
+      await writeTestImages(images, { runner });
+      for (const n of nodes.nodes) {
+        await n.copyTo([images], "/root/images.tar");
+        await n.run("ctr -n k8s.io images import /root/images.tar >/dev/null", {
+          timeoutMs: 60_000,
+        });
+      }
+
+      await t.step("runc 1.3.6 runs a container with the systemd cgroup driver", async () => {
+        const runc = await node.run("runc --version");
+        assert.match(runc.stdout, /^runc version 1\.3\.6/m);
+        const run = await node.run(
+          `ctr -n k8s.io run --rm --runc-systemd-cgroup --cgroup system.slice:dtktest:one ` +
+            `${BOX_IMAGE} dtk-modern-1 ` +
+            `sh -c 'echo hello-from-runc; cat /proc/self/cgroup'`,
+          { timeoutMs: 60_000, check: false },
+        );
+        assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+        assert.match(run.stdout, /hello-from-runc/);
+        // systemd made the cgroup: runc's transient scope `<prefix>-<name>.scope` in the slice.
+        assert.match(run.stdout, /system\.slice\/dtktest-one\.scope/, run.stdout);
+      });
+
+      await t.step(
+        "ctr run --cni: dtk's bridge config gives an address in the node's pod CIDR, reaching a container on the other node",
+        async () => {
+          const [a, b] = [nodes.at(0), nodes.at(1)];
+          // dtk leaves pod routes to the CNI add-on; the test routes the two pod CIDRs itself.
+          await a.run(`ip route replace ${rnodes[1]!.podCidr} via ${b.ip}`);
+          await b.run(`ip route replace ${rnodes[0]!.podCidr} via ${a.ip}`);
+          await b.run(
+            `ctr -n k8s.io run -d --cni --runc-systemd-cgroup --cgroup system.slice:dtktest:web ` +
+              `${BOX_IMAGE} dtk-web ` +
+              `sh -c 'mkdir -p /w && echo pong-from-$(hostname) >/w/index.html && exec busybox httpd -f -p 8080 -h /w'`,
+            { timeoutMs: 60_000 },
+          );
+          const addr = await waitFor("the server container's address", async () => {
+            const r = await b.run(
+              "ctr -n k8s.io task exec --exec-id ip dtk-web busybox ip -4 -o addr show eth0",
+              {
+                check: false,
+              },
+            );
+            return r.stdout.match(/inet (10\.200\.1\.\d+)\//)?.[1];
+          }, { timeoutMs: 30_000, intervalMs: 500 });
+          const client = await a.run(
+            `ctr -n k8s.io run --rm --cni --runc-systemd-cgroup --cgroup system.slice:dtktest:client ` +
+              `${BOX_IMAGE} dtk-client ` +
+              `sh -c 'busybox ip -4 -o addr show eth0; busybox wget -q -T 5 -O- http://${addr}:8080/'`,
+            { timeoutMs: 60_000, check: false },
+          );
+          assert.equal(client.code, 0, `${client.stdout}\n${client.stderr}`);
+          assert.match(client.stdout, /inet 10\.200\.0\.\d+\/24/, "an address of vm1's pod CIDR");
+          assert.match(client.stdout, /pong-from-/);
+          await b.run("ctr -n k8s.io task kill -s KILL dtk-web", { check: false });
+        },
+      );
+    } finally {
+      await nodes.stop();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+modernTest(
+  "modern: etcd 3.5.30, 3 mTLS members on dtk's flags, pass dtk's health gate with etcdctl 3.5",
+  async () => {
+    const work = await Deno.makeTempDir({ prefix: "dtk-modern-etcd-" });
+    const ctx = await setUp(work);
+    await using _mirror = ctx.mirror;
+    const nodes = await startNodes(3);
+    try {
+      const ca = await makeTestCa(join(work, "pki"));
+      const rnodes: RenderNode[] = nodes.nodes.map((n, i) => ({
+        name: n.name,
+        ip: n.ip,
+        podCidr: `10.200.${i}.0/24`,
+      }));
+      const cluster = rnodes.map((n) => `${n.name}=https://${n.ip}:2380`).join(",");
+      const started = performance.now();
+      await Promise.all(nodes.nodes.map(async (node, i) => {
+        // dtk renders etcd for its one controller: the step of each node's own render.
+        const input = { config: ctx.config, nodes: [rnodes[i]!], node: node.name };
+        const step = renderStep("etcd", input);
+        const unit = step.files.find((f) => f.path.endsWith("etcd.service"))!;
+        const own = flagArgs(etcdFlags(rnodes[i]!)).join(" ");
+        assert.ok(unit.content.includes("--initial-cluster="), "dtk's unit names the cluster");
+        // The only change: three members instead of one.
+        const members = own.replace(/--initial-cluster=\S+/, `--initial-cluster=${cluster}`);
+        const content = unit.content.replace(
+          /^ExecStart=[\s\S]*?(?=^\S)/m,
+          `ExecStart=/usr/local/bin/etcd ${members}\n`,
+        );
+        assert.ok(content.includes(cluster), content);
+        const server = await ca.issue(`kubernetes-${node.name}`, {
+          cn: "kubernetes",
+          ips: [node.ip, "127.0.0.1"],
+        });
+        await node.run(`mkdir -p ${NODE_PATHS.etcdConfigDir}`);
+        await node.copyTo([ca.cert], NODE_PATHS.etcdCaCert);
+        await node.copyTo([server.cert], NODE_PATHS.etcdCert);
+        await node.copyTo([server.key], NODE_PATHS.etcdKey);
+        await applyStep(node, { ...step, files: [{ ...unit, content }] }, ctx.source);
+        await node.run(
+          "systemctl daemon-reload && systemctl enable etcd && systemctl start --no-block etcd",
+        );
+      }));
+      for (const node of nodes.nodes) {
+        const gate = await waitFor(`dtk's etcd gate on ${node.name}`, async () => {
+          const r = await node.run(etcdGateCommand(), { check: false, timeoutMs: 15_000 });
+          return r.success && r.stdout.includes(node.name) ? r : undefined;
+        }, { timeoutMs: 90_000, intervalMs: 1000 });
+        for (const n of rnodes) assert.ok(gate.stdout.includes(n.name), gate.stdout);
+        assert.equal(gate.stdout.trim().split("\n").length, 3);
+      }
+      console.error(
+        `[modern] etcd ${ctx.set.versions.etcd}: 3 members pass the gate ${
+          ((performance.now() - started) / 1000).toFixed(1)
+        } s after install`,
+      );
+      const version = await nodes.at(0).run("etcd --version && etcdctl version");
+      assert.match(version.stdout, /etcd Version: 3\.5\.30/);
+      assert.match(version.stdout, /etcdctl version: 3\.5\.30/);
+      const health = await nodes.at(0).run(
+        etcdGateCommand().replace(
+          "--endpoints=https://127.0.0.1:2379",
+          `--endpoints=${rnodes.map((n) => `https://${n.ip}:2379`).join(",")}`,
+        ).replace("member list", "endpoint health"),
+      );
+      assert.equal((health.stdout + health.stderr).match(/is healthy/g)?.length, 3);
+      // Without a client certificate the members refuse.
+      const anonymous = await nodes.at(0).run(
+        `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${NODE_PATHS.etcdCaCert} ` +
+          "--dial-timeout=2s --command-timeout=3s member list",
+        { check: false, timeoutMs: 20_000 },
+      );
+      assert.notEqual(anonymous.code, 0);
+    } finally {
+      await nodes.stop();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+);
