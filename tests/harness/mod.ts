@@ -52,4 +52,5 @@ export { type Mirror, type MirrorRequest, startArtifactMirror, startMirror } fro
 export { type CertFiles, type IssueOptions, makeTestCa, type TestCa } from "./certs.ts";
 export { cacheRoot, freePort, runRoot, waitFor } from "./_util.ts";
 export { nodeSupport } from "./support.ts";
+export { loadModernSet, modernDir, type ModernSet, modernStatus } from "./modern.ts";
 export { BOX_IMAGE, PAUSE_IMAGE, writeTestImages } from "./images.ts";
