@@ -37,6 +37,8 @@ export interface Faults {
   corruptManifests?: Set<string>;
   /** Manifest digests (hex) served with this Content-Type. */
   contentType?: Map<string, string>;
+  /** Blobs sent `chunk` bytes every `delayMs` (Range is honoured either way). */
+  throttle?: { chunk: number; delayMs: number };
 }
 
 /** The registry and what it holds. */
@@ -166,9 +168,27 @@ export class TestRegistry {
     const blob = this.blobs.get(hex);
     if (blob === undefined) return new Response("{}", { status: 404 });
     const bytes = this.faults.corruptBlobs?.has(hex) ? flip(blob) : blob;
-    return new Response(head ? null : bytes, {
-      headers: { etag: `"sha256:${hex}"`, "content-length": String(bytes.length) },
+    const etag = `"sha256:${hex}"`;
+    const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
+    const ifRange = req.headers.get("if-range");
+    const start = range && (ifRange === null || ifRange === etag) ? Number(range[1]) : 0;
+    const body = bytes.subarray(start);
+    const headers: Record<string, string> = { etag, "content-length": String(body.length) };
+    if (start > 0) headers["content-range"] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`;
+    const status = start > 0 ? 206 : 200;
+    if (head) return new Response(null, { status, headers });
+    const pace = this.faults.throttle;
+    if (pace === undefined) return new Response(body, { status, headers });
+    let off = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (off >= body.length) return controller.close();
+        await new Promise((r) => setTimeout(r, pace.delayMs));
+        controller.enqueue(body.slice(off, off + pace.chunk));
+        off += pace.chunk;
+      },
     });
+    return new Response(stream, { status, headers });
   }
 
   #closed?: Promise<void>;

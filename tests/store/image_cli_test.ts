@@ -89,3 +89,56 @@ Deno.test("dtk fetch, store ls|verify|export --oci|gc with an image entry of ref
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dtk fetch of an image killed mid-layer resumes that layer from where it stopped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-image-resume-" });
+  const registry = new TestRegistry();
+  const env = {
+    DTK_STORE: join(dir, "store"),
+    DTK_BACKOFF_MS: "20",
+    DTK_STALL_TIMEOUT_MS: "5000",
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+  };
+  const spawn = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ENTRY, "fetch", "--lock", "dtk.lock"],
+      cwd: dir,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+  try {
+    const built = registry.add("big", "1", { layers: 1, layerSize: 4 << 20, lone: true });
+    const ref = `${registry.host}/big:1`;
+    await Deno.writeTextFile(
+      join(dir, "dtk.lock"),
+      JSON.stringify({ artifacts: { [imageArtifactName(ref)]: { ref, hash: built.top } } }),
+    );
+    registry.faults.throttle = { chunk: 64 << 10, delayMs: 20 };
+    const layer = built.blobs[1]!.slice(7);
+    const partial = join(env.DTK_STORE, "tmp", `${layer}.partial`);
+    const first = spawn();
+    const deadline = Date.now() + 30_000;
+    while ((await Deno.stat(partial).then((s) => s.size, () => 0)) < (1 << 20)) {
+      assert.ok(Date.now() < deadline, "the layer download started");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    first.kill("SIGKILL");
+    await first.output();
+    const kept = (await Deno.stat(partial)).size;
+    assert.ok(kept > 0 && kept < 4 << 20, `a partial layer was left (${kept} bytes)`);
+    registry.faults.throttle = undefined;
+    const second = await spawn().output();
+    const stderr = new TextDecoder().decode(second.stderr);
+    assert.equal(second.code, 0, stderr);
+    assert.match(stderr, /resuming at byte \d+/);
+    const ranged = registry.log.filter((r) => r.path.endsWith(layer) && r.status === 206);
+    assert.equal(ranged.length, 1, "the layer was asked for from where it stopped");
+    assert.equal(await new ObjectStore(env.DTK_STORE).check(layer, 4 << 20), "present");
+  } finally {
+    await registry.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
