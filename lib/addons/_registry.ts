@@ -524,6 +524,10 @@ const DEFINITIONS: readonly AddonDefinition[] = [
       },
       // external-dns's webhook client sends no headers of its own: the token is the password
       // of the URL (HTTP Basic), which comes from a Secret, never from argv or the values file.
+      // external-dns prints its whole config at start, this URL included (v0.19–v0.23 do not
+      // mask it): the token is then in that pod's log, readable by who may read pod logs in
+      // namespace external-dns. A proxy sidecar holding the token would avoid that, at the cost
+      // of one more image to lock and pull.
       env: [{
         name: "EXTERNAL_DNS_WEBHOOK_PROVIDER_URL",
         valueFrom: { secretKeyRef: { name: DNS_WEBHOOK_SECRET, key: "url" } },
