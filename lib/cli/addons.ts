@@ -330,12 +330,20 @@ async function giveBackToSudoUser(path: string, ctx: CliContext): Promise<void> 
  */
 async function webhookListenAddress(config: Config, ctx: CliContext): Promise<string> {
   if (config.dns.hostIp !== undefined && config.dns.hostIp !== "") return config.dns.hostIp;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const { driverFor } = await import("./cluster.ts");
-    const endpoint = await (await driverFor(config, ctx)).hostEndpoint?.();
+    const driver = await driverFor(config, ctx);
+    // A libvirt daemon that hangs must not hold the webhook: loopback after 10 s.
+    const endpoint = await Promise.race([
+      driver.hostEndpoint?.(),
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 10_000)),
+    ]);
     if (endpoint !== undefined) return endpoint.listen;
   } catch {
     // No driver tools on this host: loopback is the safe answer.
+  } finally {
+    clearTimeout(timer);
   }
   return "127.0.0.1";
 }
