@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { q, UsageError } from "../errors/mod.ts";
+import { escapeLines, q, UsageError } from "../errors/mod.ts";
 import { lockPath, storeDir } from "../paths/mod.ts";
 import { type Lockfile, openStore, requireLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
@@ -57,7 +57,8 @@ Pull with e.g.: skopeo inspect --tls-verify=false docker://127.0.0.1:5380/pause:
         hostname: listen.hostname,
         port: listen.port,
         lockPath: path,
-        onError: (error) => ctx.out.error(`registry: ${(error as Error).message ?? error}`),
+        onError: (error) =>
+          ctx.out.error(`registry: ${escapeLines(String((error as Error).message ?? error))}`),
       });
       // Both signals stop it: Ctrl-C in a terminal, SIGTERM from a service manager.
       const handlers: [Deno.Signal, () => void][] = [];

@@ -11,6 +11,7 @@ import { parseAllDocuments } from "yaml";
 import type { Config } from "../config/types.ts";
 import {
   DtkError,
+  escapeLines,
   formatDuration,
   IntegrityError,
   InterruptedError,
@@ -232,7 +233,7 @@ export class ClusterCreate {
         onEvent: (event) => {
           if (event.type === "start" || event.type === "done") out.info(formatEvent(event));
           else if (event.type === "skip") out.debug(formatEvent(event));
-          else out.error(formatEvent(event));
+          else out.error(escapeLines(formatEvent(event)));
           if (!log) return;
           if (event.type === "start") log.stepStart(event.step);
           else if (event.type === "done") log.stepEnd(event.step.id, "done");
