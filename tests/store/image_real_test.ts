@@ -3,7 +3,7 @@
  * test builds (tests/harness/images.ts) and pushes with `skopeo copy`; `dtk lock` + `dtk fetch`
  * into a store; the upstream stopped; then served by lib/registry over `imageClosure` and read back
  * with `skopeo inspect` and `skopeo copy`, and from `dtk store export --oci` with skopeo's `oci:`
- * transport. Every digest must equal the upstream's.
+ * transport and containerd's `ctr images import`. Every digest must equal the upstream's.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -18,11 +18,82 @@ import {
   resolveImages,
 } from "../../store/mod.ts";
 import { writeTestImages } from "../harness/images.ts";
+import { startDaemon, waitUntil } from "../pki/_proc.ts";
 import { missingTools, push, skopeo, startUpstream } from "./_upstream.ts";
 
 const missing = await missingTools(["docker-registry", "skopeo", "tar"]);
 if (!(await Deno.stat("/bin/busybox").then(() => true, () => false))) missing.push("busybox");
 const skip = missing.length ? ` (skipped: ${missing.join(", ")} not installed)` : "";
+const ctrMissing = await missingTools(["containerd", "ctr"]);
+if (ctrMissing.length > 0) {
+  console.error(`image_real_test: no ctr import check (${ctrMissing.join(", ")} not installed)`);
+}
+
+/**
+ * `ctr images import` of the export as a tar, into a containerd of the test's own (temp root,
+ * state and sockets, no CRI), stopped by its PID: every ref is there with the upstream digest.
+ */
+async function ctrImport(
+  dir: string,
+  exported: string,
+  refs: readonly string[],
+  digests: readonly string[],
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const sock = join(dir, "c.sock");
+  const config = join(dir, "config.toml");
+  await Deno.writeTextFile(
+    config,
+    [
+      "version = 2",
+      `root = "${join(dir, "root")}"`,
+      `state = "${join(dir, "state")}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      "[grpc]",
+      `  address = "${sock}"`,
+      "[ttrpc]",
+      `  address = "${join(dir, "t.sock")}"`,
+      "",
+    ].join("\n"),
+  );
+  const daemon = await startDaemon(["containerd", "--config", config], join(dir, "log"));
+  try {
+    const ctr = async (args: string[]) => {
+      const out = await new Deno.Command("ctr", {
+        args: ["-a", sock, "-n", "dtk-test", ...args],
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    await waitUntil("containerd to answer on its socket", async () => {
+      return (await ctr(["version"])).code === 0;
+    }, { timeoutMs: 20_000, daemon });
+    const tar = join(dir, "export.tar");
+    const packed = await new Deno.Command("tar", { args: ["-C", exported, "-cf", tar, "."] })
+      .output();
+    assert.equal(packed.code, 0);
+    const imported = await ctr([
+      "images",
+      "import",
+      "--no-unpack",
+      "--platform",
+      "linux/amd64",
+      tar,
+    ]);
+    assert.equal(imported.code, 0, imported.stderr);
+    const listed = (await ctr(["images", "ls"])).stdout.split("\n").map((l) => l.split(/\s+/));
+    for (const [i, ref] of refs.entries()) {
+      const row = listed.find((cols) => cols[0] === ref);
+      assert.ok(row, `ctr import named ${ref}:\n${listed.map((c) => c.join(" ")).join("\n")}`);
+      assert.equal(row[2], digests[i]);
+    }
+  } finally {
+    await daemon.stop();
+  }
+}
 
 async function inspect(target: string, tls = true): Promise<{ Digest: string }> {
   // --no-tags: dtk's registry serves manifests and blobs, not the tag list skopeo would add.
@@ -34,7 +105,7 @@ async function inspect(target: string, tls = true): Promise<{ Digest: string }> 
 
 Deno.test({
   name:
-    `images: docker-registry → dtk lock + fetch → upstream stopped → dtk's registry and an OCI export serve the same digests to skopeo${skip}`,
+    `images: docker-registry → dtk lock + fetch → upstream stopped → dtk's registry and an OCI export serve the same digests to skopeo and ctr import${skip}`,
   ignore: missing.length > 0,
   sanitizeResources: false,
   async fn() {
@@ -100,6 +171,9 @@ Deno.test({
       await exportLock(store, lock, exported, { oci: true });
       for (const [i, ref] of refs.entries()) {
         assert.equal((await inspect(`oci:${exported}:${ref}`)).Digest, upstream[i]);
+      }
+      if (ctrMissing.length === 0) {
+        await ctrImport(join(dir, "containerd"), exported, refs, upstream);
       }
     } finally {
       await up.stop();
