@@ -24,7 +24,7 @@ import { formatHash, hashFrom } from "./_hash.ts";
 import { HashingWriter, pumpBody, pumpFile } from "./_sink.ts";
 import { type ObjectStore, storeUnwritable } from "./_objects.ts";
 import { OciHttpError, resolveOciChart } from "./_oci.ts";
-import { createFresh, fileKind, openRegular, sameFile } from "./_nofollow.ts";
+import { createFresh, fileKind, openRegular, readRegularText, sameFile } from "./_nofollow.ts";
 import { redactUrl } from "./_url.ts";
 import { fileUrlProblem } from "./lockfile.ts";
 
@@ -505,17 +505,32 @@ async function fetchSource(
   return await copyLocal(store, target, source, options);
 }
 
+/**
+ * What resumes a partial download: the URL as shown (credentials redacted), the sha256 of the
+ * URL as used (so a URL with a token still resumes, without the token on disk), the validator.
+ */
 interface PartialState {
   url: string;
+  key?: string;
   validator: string;
+}
+
+function urlKey(url: string): string {
+  return createHash("sha256").update(url).digest("hex");
 }
 
 async function readState(path: string): Promise<PartialState | undefined> {
   try {
-    return JSON.parse(await Deno.readTextFile(path)) as PartialState;
+    // Never through a link or from a FIFO planted beside the partial.
+    const text = await readRegularText(path);
+    return text === undefined ? undefined : JSON.parse(text) as PartialState;
   } catch {
     return undefined;
   }
+}
+
+function sameSource(state: PartialState | undefined, url: string): boolean {
+  return state?.key !== undefined ? state.key === urlKey(url) : state?.url === url;
 }
 
 async function discardPartial(partial: string): Promise<void> {
@@ -539,7 +554,7 @@ async function fetchHttp(
   if (existing !== undefined && !existing.isFile) await discardPartial(partial);
   const state = offset > 0 ? await readState(statePath) : undefined;
   // Resume only what the same URL started, and only when it names the version it served.
-  if (offset > 0 && (state?.url !== url || !state.validator)) {
+  if (offset > 0 && (!sameSource(state, url) || !state?.validator)) {
     await discardPartial(partial);
     offset = 0;
   }
@@ -638,7 +653,8 @@ async function fetchHttp(
     }
     const validator = res.headers.get("etag") ?? res.headers.get("last-modified");
     if (validator && !/^W\//.test(validator)) {
-      await writeFileAtomic(statePath, JSON.stringify({ url: redact(url), validator }));
+      const saved: PartialState = { url: redact(url), key: urlKey(url), validator };
+      await writeFileAtomic(statePath, JSON.stringify(saved));
     } else {
       await Deno.remove(statePath).catch(() => {});
     }

@@ -309,19 +309,16 @@ export async function exportLock(
   let bytes = 0;
   for (const hex of [...hexes].sort()) {
     const target = join(dir, "sha256", hex);
-    const have = await Deno.stat(target).then((s) => s.size, () => -1);
+    // Only a regular file of the right size counts as done; a link is replaced by the rename.
+    const have = await Deno.lstat(target).then((s) => s.isFile ? s.size : -1, () => -1);
     const size = await store.size(hex);
     if (have === size) continue;
-    const temp = `${target}.tmp-${Deno.pid}`;
+    // A fresh, unguessable name made with O_EXCL: a link planted in the folder is not followed.
+    const temp = `${target}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
     // Through the descriptor of the object itself: a link in objects/ is refused, not copied.
     const input = await store.openObject(hex);
     try {
-      const output = await Deno.open(temp, {
-        write: true,
-        create: true,
-        truncate: true,
-        mode: 0o644,
-      });
+      const output = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
       try {
         await input.readable.pipeTo(output.writable, { preventClose: true });
         await output.sync();
@@ -368,7 +365,7 @@ async function writeOciLayout(
     try {
       await Deno.link(join(dir, "sha256", entry.name), target);
     } catch {
-      const temp = `${target}.tmp-${Deno.pid}`;
+      const temp = `${target}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
       await Deno.copyFile(join(dir, "sha256", entry.name), temp);
       await Deno.rename(temp, target);
     }

@@ -323,10 +323,22 @@ export function findDuplicateKey(text: string): { key: string; line: number } | 
   return undefined;
 }
 
-/** Reads and validates a lock file; `undefined` when it does not exist. */
+/** A lock of 10,000 artifacts is a few MiB; anything far larger is not a lock. */
+export const MAX_LOCK_BYTES = 64 << 20;
+
+/**
+ * Reads and validates a lock file; `undefined` when it does not exist. A FIFO or device (which
+ * would block or never end, as in a folder given to `dtk store import`) and a file over
+ * `MAX_LOCK_BYTES` are refused unread.
+ */
 export async function readLock(path: string): Promise<Lockfile | undefined> {
   let text: string;
   try {
+    const info = await Deno.stat(path);
+    if (!info.isFile) throw lockError(path, "not a regular file");
+    if (info.size > MAX_LOCK_BYTES) {
+      throw lockError(path, `${info.size} bytes is more than a lock file can be`);
+    }
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;

@@ -340,7 +340,10 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
     .description("List objects: name, version, size, hash, and which locks use them")
     .action(async function (this: Command) {
       const { globals, store: s } = await context(ctx, this);
-      const { live } = await liveHashes(s);
+      const { live, unreadable } = await liveHashes(s);
+      for (const u of unreadable) {
+        ctx.out.warn(`Cannot read the registered lock ${u.path}: ${u.reason}; USED BY may miss it`);
+      }
       const rows = [];
       for (const hex of await s.list()) {
         const meta = await s.readMeta(hex);
@@ -366,11 +369,11 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         table(
           ["NAME", "VERSION", "SIZE", "HASH", "USED BY"],
           rows.map((r) => [
-            r.names.join(",") || "-",
-            r.versions.join(",") || "-",
+            few(r.names, ",") || "-",
+            few(r.versions, ",") || "-",
             formatBytes(r.size),
             shortHash(r.hash.slice(7)),
-            r.locks.length === 0 ? "(unused)" : r.locks.join(", "),
+            r.locks.length === 0 ? "(unused)" : few(r.locks, ", "),
           ]),
         ).trimEnd(),
       );
@@ -552,6 +555,12 @@ async function lookupBlobs(
   const blobs = await walkImage(store, { name: what, ...entry }, { partial: true })
     .catch(() => []);
   return [hex, ...blobs.map((b) => b.digest.slice(7)).filter((h) => h !== hex)];
+}
+
+/** The first few of a list and how many more: a table cell stays readable with 10,000 names. */
+function few(items: readonly string[], sep: string, max = 3): string {
+  const shown = items.slice(0, max).join(sep);
+  return items.length > max ? `${shown}${sep}… (+${items.length - max} more)` : shown;
 }
 
 /** A lock name or a hash (full, or a unique prefix of 8+ hex digits) → the object hash. */

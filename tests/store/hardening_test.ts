@@ -471,6 +471,11 @@ Deno.test("10,000 names over one hash: one metadata write per object, and store 
       const stderr = new TextDecoder().decode(out.stderr);
       assert.equal(out.code, 0, stderr);
       assert.ok(!stderr.includes("RangeError"), stderr);
+      const stdout = new TextDecoder().decode(out.stdout);
+      if (args[0] !== "--json") {
+        assert.match(stdout, /name-0,name-1,name-2,… \(\+9997 more\)/);
+        assert.ok(stdout.length < 2000, "one short row, not 10,000 names");
+      }
     }
   });
 });
@@ -643,5 +648,64 @@ Deno.test("image objects and registry blobs are not read through a link in objec
     assert.equal(await readImageObject(store, hex, "x"), undefined);
     const stream = fileStream(store.objectPath(hex), 0, { length: bytes.length });
     await assert.rejects(() => new Response(stream).arrayBuffer(), /not a regular file/);
+  });
+});
+
+Deno.test("a FIFO as the lock of an import folder is refused unread", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const usb = join(dir, "usb");
+    await Deno.mkdir(usb);
+    const fifo = join(usb, "dtk.lock");
+    assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+    try {
+      await within(
+        5000,
+        "import of a FIFO lock",
+        assert.rejects(() => importDir(store, usb), /not a regular file/),
+      );
+    } finally {
+      const w = await Deno.open(fifo, { read: true, write: true }).catch(() => undefined);
+      w?.close();
+    }
+  });
+});
+
+Deno.test("a URL with a token resumes, and the token is not in the partial's state file", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(8 << 20, 17);
+    server.routes.set("/a.bin", {
+      body,
+      resetAfter: 5 << 20,
+      resetTimes: 1,
+      chunk: 64 * 1024,
+      etag: '"e1"',
+    });
+    const url = `${server.url}/a.bin?token=t0psecret`;
+    const t = target(body, [url]);
+    const first = await ensureObject(store, t, fast).catch((e) => e);
+    assert.ok(first instanceof DtkError, "the reset fails the single try");
+    const state = await Deno.readTextFile(`${store.partialPath(t.hex)}.json`);
+    assert.ok(!state.includes("t0psecret"), state);
+    const second = await ensureObject(store, t, fast);
+    assert.equal(second.status, "fetched");
+    assert.ok(second.transferred < body.length, "resumed, not restarted");
+    assert.match(server.log.at(-1)?.range ?? "", /^bytes=\d+-$/);
+  });
+});
+
+Deno.test("export does not write through a link planted in the target folder", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const body = fixture(4000, 18);
+    const added = await addFile(store, await tempFileOf(dir, body));
+    const out = join(dir, "export");
+    await Deno.mkdir(join(out, "sha256"), { recursive: true });
+    const victim = join(dir, "victim.txt");
+    await Deno.writeFile(victim, new Uint8Array(body.length));
+    await Deno.symlink(victim, join(out, "sha256", added.hex));
+    await exportLock(store, lockOf({ thing: { body } }), out);
+    assert.deepEqual(await Deno.readFile(victim), new Uint8Array(body.length), "victim untouched");
+    const info = await Deno.lstat(join(out, "sha256", added.hex));
+    assert.ok(info.isFile && !info.isSymlink);
+    assert.equal(sha256(await Deno.readFile(join(out, "sha256", added.hex))), added.hex);
   });
 });
