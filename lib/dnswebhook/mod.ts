@@ -373,7 +373,9 @@ class Webhook {
       await request.body?.cancel().catch(() => {});
       return this.#json(405, { error: "Method Not Allowed" }, { allow: "GET, POST" });
     }
-    if (!isWebhookMediaType(request.headers.get("content-type"))) {
+    // The body's type; external-dns before v0.20 sent its POSTs with only `Accept` set to it.
+    const type = request.headers.get("content-type") ?? request.headers.get("accept");
+    if (!isWebhookMediaType(type)) {
       await request.body?.cancel().catch(() => {});
       return this.#json(415, { error: `Content-Type must be ${WEBHOOK_MEDIA_TYPE}` });
     }

@@ -249,13 +249,27 @@ Deno.test("dns webhook: bodies must be of the external-dns media type (415 other
     });
     assert.equal(none.status, 415);
     await none.body?.cancel();
-    assert.deepEqual(server.state().domains, []);
+    // No Content-Type but Accept of the webhook type: how older external-dns clients post.
+    const older = await fetch(`${url}/domains`, {
+      method: "POST",
+      body: new Blob(['"old.io"']),
+      headers: { ...AUTH, accept: WEBHOOK_MEDIA_TYPE },
+    });
+    assert.equal(older.status, 200);
+    // A Content-Type of another type is refused whatever Accept says.
+    const mixed = await post(`${url}/domains`, '"x.io"', {
+      "content-type": "text/plain",
+      accept: WEBHOOK_MEDIA_TYPE,
+    });
+    assert.equal(mixed.status, 415);
+    await mixed.body?.cancel();
+    assert.deepEqual(server.state().domains, ["old.io"]);
     const spelled = "Application/External.DNS.Webhook+JSON; version=1; charset=utf-8";
     assert.equal(
       (await post(`${url}/domains`, '"dtk.io"', { "content-type": spelled })).status,
       200,
     );
-    assert.deepEqual(server.state().domains, ["dtk.io"]);
+    assert.deepEqual(server.state().domains, ["old.io", "dtk.io"]);
   });
 });
 
