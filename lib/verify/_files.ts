@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { artifactHex, type Lockfile, type ObjectStore, verifyObjects } from "../../store/mod.ts";
+import {
+  artifactHex,
+  imageClosure,
+  isImageArtifact,
+  type Lockfile,
+  type ObjectStore,
+  verifyObjects,
+  walkImage,
+} from "../../store/mod.ts";
 
 export interface FileResult {
   artifact: string;
@@ -24,14 +32,31 @@ export interface FilesReport {
   elapsedMs: number;
 }
 
-/** Rehashes every object the lock names (each shared object once). */
+/**
+ * Rehashes every object the lock names (each shared object once); an image's are all the blobs
+ * of its closure, and one missing or corrupt blob makes the image so.
+ */
 export async function verifyFiles(
   lock: Lockfile,
   options: { store: ObjectStore; onBytes?: (n: number) => void },
 ): Promise<FilesReport> {
   const started = performance.now();
   const names = Object.keys(lock.artifacts).sort();
-  const hexes = [...new Set(names.map((n) => artifactHex(lock.artifacts[n]!)))];
+  const blobsOf = new Map<string, { hexes: string[]; complete: boolean }>();
+  for (const name of names) {
+    const artifact = lock.artifacts[name]!;
+    const top = artifactHex(artifact);
+    if (!isImageArtifact(artifact)) {
+      blobsOf.set(name, { hexes: [top], complete: true });
+      continue;
+    }
+    const entry = { name, ref: artifact.ref, hash: artifact.hash, manifest: artifact.manifest };
+    const complete = await imageClosure(options.store, entry).then(() => true, () => false);
+    const present = await walkImage(options.store, entry, { partial: true }).catch(() => []);
+    const hexes = [top, ...present.map((b) => b.digest.slice(7)).filter((h) => h !== top)];
+    blobsOf.set(name, { hexes, complete });
+  }
+  const hexes = [...new Set([...blobsOf.values()].flatMap((b) => b.hexes))];
   const byHex = new Map(
     (await verifyObjects(options.store, hexes, { onBytes: options.onBytes })).map((
       e,
@@ -39,17 +64,20 @@ export async function verifyFiles(
   );
   const results = names.map((artifact): FileResult => {
     const expected = artifactHex(lock.artifacts[artifact]!);
-    const entry = byHex.get(expected);
-    const status = entry?.status === "ok"
-      ? "ok"
-      : entry?.status === "corrupt"
+    const { hexes: own, complete } = blobsOf.get(artifact)!;
+    const entries = own.map((h) => byHex.get(h));
+    const bad = entries.find((e) => e?.status === "corrupt");
+    const status = bad !== undefined
       ? "corrupt"
+      : complete && entries.every((e) => e?.status === "ok")
+      ? "ok"
       : "missing";
+    const entry = bad ?? byHex.get(expected);
     return {
       artifact,
-      expected,
+      expected: bad?.hex ?? expected,
       status,
-      path: options.store.objectPath(expected),
+      path: options.store.objectPath(bad?.hex ?? expected),
       ...(entry?.actual && status === "corrupt" ? { actual: entry.actual } : {}),
       ...(entry?.size !== undefined ? { size: entry.size } : {}),
     };

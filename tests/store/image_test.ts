@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DtkError, IntegrityError } from "../../lib/errors/mod.ts";
+import { verifyFiles } from "../../lib/verify/mod.ts";
 import {
   ensureLock,
   exportLock,
@@ -324,5 +325,24 @@ Deno.test("gc keeps every blob of a locked image; export (with --oci) and import
       gc.removed.map((r) => r.hex).sort(),
       [b.top, b.amd64, ...b.blobs].map((d) => d.slice(7)).sort(),
     );
+  });
+});
+
+Deno.test("dtk verify files: an image is ok only when every blob is there and intact", async () => {
+  await withEnv(async ({ registry, store }) => {
+    const built = registry.add("app", "1", { layers: 2 });
+    const lock = await lockOf(registry, [`${registry.host}/app:1`]);
+    await ensureLock(lock, { store, ...fast });
+    const status = async () => (await verifyFiles(lock, { store })).results[0]!;
+    assert.equal((await status()).status, "ok");
+    const layer = built.blobs[2]!.slice(7);
+    await Deno.chmod(store.objectPath(layer), 0o644);
+    await Deno.writeFile(store.objectPath(layer), new Uint8Array(10_000));
+    await Deno.chmod(store.objectPath(layer), 0o444);
+    const corrupt = await status();
+    assert.equal(corrupt.status, "corrupt");
+    assert.equal(corrupt.expected, layer);
+    await store.remove(layer);
+    assert.equal((await status()).status, "missing");
   });
 });
