@@ -373,6 +373,12 @@ class Webhook {
       await request.body?.cancel().catch(() => {});
       return this.#json(405, { error: "Method Not Allowed" }, { allow: "GET, POST" });
     }
+    if (path === "/records") {
+      // Changes are applied through /adjustendpoints; external-dns wants 204 here. The body is
+      // never read, so its type does not matter (older external-dns sends none on this call).
+      await request.body?.cancel().catch(() => {});
+      return this.#empty(204);
+    }
     // The body's type; external-dns before v0.20 sent its POSTs with only `Accept` set to it.
     const type = request.headers.get("content-type") ?? request.headers.get("accept");
     if (!isWebhookMediaType(type)) {
@@ -391,9 +397,6 @@ class Webhook {
       throw error;
     }
     switch (path) {
-      case "/records":
-        // Changes are applied through /adjustendpoints; external-dns wants 204 here.
-        return this.#empty(204);
       case "/adjustendpoints":
         return await this.#adjust(text);
       case "/domains": {

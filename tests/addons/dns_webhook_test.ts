@@ -131,6 +131,13 @@ Deno.test("dns webhook: bad requests are refused, unknown paths are 404, records
     assert.equal((await post(`${url}/clusterip`, "not-an-ip")).status, 400);
     assert.equal((await post(`${url}/adjustendpoints`, '{"not":"a list"}')).status, 400);
     assert.equal((await post(`${url}/records`, "{}")).status, 204);
+    // Its body is never read: older external-dns sends it with no type at all.
+    const untyped = await fetch(`${url}/records`, {
+      method: "POST",
+      body: new Blob(["{}"]),
+      headers: AUTH,
+    });
+    assert.equal(untyped.status, 204);
     const missing = await fetch(`${url}/nope`, { headers: AUTH });
     assert.equal(missing.status, 404);
     assert.deepEqual(await missing.json(), { error: "Not Found" });
