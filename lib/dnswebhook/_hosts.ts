@@ -111,31 +111,28 @@ export function applyEndpoints(
   const begin = hostsBlockBegin(options.cluster);
   const end = hostsBlockEnd(options.cluster);
   const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
-  const before: string[] = [];
-  const after: string[] = [];
+  // dtk's block: a BEGIN line and the first END line after it. A BEGIN without an END (someone
+  // deleted it) is not a block: that line and everything after it stay as they are.
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < lines.length && last < 0; i++) {
+    const t = lines[i]!.trim();
+    if (t === begin) first = i;
+    else if (t === end && first >= 0) last = i;
+  }
+  if (last < 0) first = -1;
+  const before = first < 0 ? lines : lines.slice(0, first);
+  const after = first < 0 ? [] : lines.slice(last + 1);
   /** The block's entries in order, by name: its own lines are `ip name`. */
   const block = new Map<string, string>();
-  const outside = new Set<string>();
-  let state: "before" | "block" | "after" = "before";
-  for (const line of lines) {
-    if (state === "before" && line.trim() === begin) {
-      state = "block";
-      continue;
+  for (const line of first < 0 ? [] : lines.slice(first + 1, last)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length === 2 && !line.trim().startsWith("#")) {
+      block.set(normalizeName(fields[1]!), fields[0]!);
     }
-    if (state === "block") {
-      if (line.trim() === end) {
-        state = "after";
-        continue;
-      }
-      const fields = line.trim().split(/\s+/);
-      if (fields.length === 2 && !line.trim().startsWith("#")) {
-        block.set(normalizeName(fields[1]!), fields[0]!);
-      }
-      continue;
-    }
-    for (const name of lineNames(line)) outside.add(name);
-    (state === "before" ? before : after).push(line);
   }
+  const outside = new Set<string>();
+  for (const line of [...before, ...after]) for (const name of lineNames(line)) outside.add(name);
   const changes: HostsChange[] = [];
   const seen = new Set<string>();
   for (const endpoint of endpoints) {
@@ -161,7 +158,7 @@ export function applyEndpoints(
     }
   }
   const out = [...before];
-  if (block.size > 0 || state !== "before") {
+  if (block.size > 0 || first >= 0) {
     out.push(begin, ...[...block].map(([name, ip]) => `${ip} ${name}`), end);
   }
   out.push(...after);

@@ -349,6 +349,18 @@ Deno.test("dns webhook: never touches a hosts-file line it did not write", async
       );
     },
   );
+  // A BEGIN whose END was deleted is no block: it and the lines after it stay as they are.
+  const broken = "127.0.0.1 localhost\n" + BEGIN +
+    "\n10.0.0.8 a.dtk.io\n# mine\n10.0.0.9 b.x c.x\n";
+  await withServer(broken, async (url, hosts) => {
+    await post(`${url}/domains`, "dtk.io");
+    await post(`${url}/clusterip`, "10.1.2.3");
+    await post(`${url}/adjustendpoints`, JSON.stringify([{ dnsName: "n.dtk.io" }]));
+    assert.equal(await Deno.readTextFile(hosts), broken + block("10.1.2.3 n.dtk.io"));
+    await post(`${url}/clusterip`, "10.1.2.4");
+    await post(`${url}/adjustendpoints`, JSON.stringify([{ dnsName: "n.dtk.io" }]));
+    assert.equal(await Deno.readTextFile(hosts), broken + block("10.1.2.4 n.dtk.io"));
+  });
   // Another cluster's block is someone else's lines too.
   const other = hostsBlockBegin("lab") + "\n10.0.0.7 x.dtk.io\n" + hostsBlockEnd("lab") + "\n";
   await withServer(other, async (url, hosts) => {
