@@ -168,12 +168,16 @@ export class ClusterImages {
     return parseImageList(r.stdout);
   }
 
-  /** Streams `images` from the store into the node's containerd as one OCI archive. */
+  /**
+   * Streams `images` from the store into the node's containerd as one OCI archive. The archive
+   * names each image by tag and by digest itself; `--digests` would add `import-<date>@…` names,
+   * which the CRI reads as `docker.io/library/import-…` and trips over once they are gone.
+   */
   async importArchive(remote: Remote, images: readonly IndexedImage[]): Promise<void> {
     if (images.length === 0) return;
     const command = `ctr -n k8s.io -a ${shellQuote(this.#socket)} images import --platform ${
       shellQuote(`linux/${this.#o.arch}`)
-    } --digests -`;
+    } -`;
     await remote.pipe(
       command,
       ociArchive(images, { objectPath: (h) => this.#o.store.objectPath(h) }),
