@@ -33,14 +33,18 @@ import {
 } from "../../lib/render/mod.ts";
 import { flagArgs } from "../../lib/render/_text.ts";
 import { binaryCopies, type BinarySource } from "../../lib/cluster/_binaries.ts";
+import { pkiSourceFile } from "../../lib/cluster/_nodes.ts";
+import { ensurePki } from "../../lib/pki/mod.ts";
 import { artifactPath, ensureLock, openStore } from "../../store/mod.ts";
 import {
   BOX_IMAGE,
+  k8sStatus,
   loadModernSet,
   makeTestCa,
   modernStatus,
   type Node,
   nodeSupport,
+  prepareArtifacts,
   startArtifactMirror,
   startNodes,
   testLock,
@@ -346,3 +350,108 @@ modernTest(
     }
   },
 );
+
+const k8s = k8sStatus();
+
+Deno.test({
+  name: reason || !k8s.ok
+    ? `modern: kubectl 1.36.4 with dtk's admin kubeconfig, etcd 3.5.30 on dtk's unit, the audit policy records (skipped: ${
+      reason || k8s.reason
+    })`
+    : "modern: kubectl 1.36.4 with dtk's admin kubeconfig, etcd 3.5.30 on dtk's unit, the audit policy records",
+  ignore: reason !== "" || !k8s.ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const work = await Deno.makeTempDir({ prefix: "dtk-modern-kubectl-" });
+    const modernSet = await loadModernSet();
+    // No apiserver newer than 1.20.2 can be had here: the 1.20 tier's build serves as the server.
+    const oldSet = await prepareArtifacts({ runner });
+    await using modernMirror = startArtifactMirror(modernSet);
+    await using oldMirror = startArtifactMirror(oldSet);
+    const lock = testLock(modernSet, { mirrorUrl: modernMirror.url });
+    lock.artifacts["kube-apiserver"] = testLock(oldSet, { mirrorUrl: oldMirror.url })
+      .artifacts["kube-apiserver"]!;
+    const storeDir = join(work, "store");
+    await ensureLock(lock, { store: openStore(storeDir) });
+    const source: BinarySource = { lock, storeDir, cacheDir: join(work, "unpacked"), runner };
+    const nodes = await startNodes(1);
+    try {
+      const node = nodes.at(0);
+      const base = defaultConfig({ dir: work });
+      const config = {
+        ...base,
+        cluster: { name: "modern" },
+        versions: { ...base.versions, kubernetes: "v1.20.2", etcd: modernSet.versions.etcd },
+        vms: [{ ...base.vms[0]!, name: node.name }],
+      };
+      const pki = await ensurePki(config, [{ name: node.name, ip: node.ip }]);
+      const rnodes: RenderNode[] = [{ name: node.name, ip: node.ip, podCidr: "10.200.0.0/24" }];
+      for (const step of ["etcd", "kube-apiserver"] as StepName[]) {
+        const files = renderStep(step, { config, nodes: rnodes, node: node.name });
+        for (const p of files.pki) {
+          const local = pkiSourceFile(pki.layout, p.source);
+          await node.run(`mkdir -p "$(dirname '${p.path}')"`);
+          await node.copyTo([local], p.path);
+          await node.run(`chmod ${p.mode.toString(8)} '${p.path}'`);
+        }
+        await applyStep(node, files, source);
+        await node.run(
+          `systemctl daemon-reload && systemctl enable ${step} && systemctl start --no-block ${step}`,
+        );
+        if (step === "etcd") {
+          await waitFor("dtk's etcd gate", async () => {
+            const r = await node.run(etcdGateCommand(), { check: false, timeoutMs: 15_000 });
+            return r.success && r.stdout.includes(node.name) ? r : undefined;
+          }, { timeoutMs: 60_000, intervalMs: 1000 });
+        }
+      }
+      const kubectl = join(work, "kubectl");
+      await Deno.copyFile(artifactPath(storeDir, lock.artifacts["kubectl"]!), kubectl);
+      await Deno.chmod(kubectl, 0o755);
+      const kc = ["--kubeconfig", pki.layout.kubeconfig("admin")];
+      await waitFor("kube-apiserver /livez through kubectl", async () => {
+        const r = await runner.run([kubectl, ...kc, "get", "--raw", "/livez"], {
+          check: false,
+          timeoutMs: 15_000,
+        });
+        return r.success && r.stdout.trim() === "ok" ? r : undefined;
+      }, { timeoutMs: 90_000, intervalMs: 1000 });
+      const version = JSON.parse(
+        (await runner.run([kubectl, ...kc, "version", "-o", "json"], { check: false })).stdout,
+      );
+      assert.equal(version.clientVersion.gitVersion, "v1.36.4");
+      assert.equal(version.serverVersion.gitVersion, "v1.20.2");
+      const namespaces = await runner.run([kubectl, ...kc, "get", "namespaces", "-o", "name"]);
+      assert.match(namespaces.stdout, /^namespace\/kube-system$/m);
+      const canI = await runner.run([kubectl, ...kc, "auth", "can-i", "*", "*"]);
+      assert.equal(canI.stdout.trim(), "yes");
+      const who = await runner.run([kubectl, ...kc, "get", "--raw", "/api/v1/namespaces/default"]);
+      assert.equal(JSON.parse(who.stdout).metadata.name, "default");
+
+      // The policy dtk renders: metadata events of the admin's requests, no probe noise.
+      const audit = await waitFor("the admin's list of namespaces in the audit log", async () => {
+        const r = await node.run(`cat ${NODE_PATHS.auditLog}`, { check: false });
+        const events = r.stdout.trim().split("\n").filter((l) => l !== "").map((l) =>
+          JSON.parse(l)
+        );
+        return events.some((e) => e.user?.username === "admin" && e.verb === "list")
+          ? events
+          : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 1000 });
+      const list = audit.find((e) => e.user?.username === "admin" && e.verb === "list")!;
+      assert.equal(list.apiVersion, "audit.k8s.io/v1");
+      assert.equal(list.level, "Metadata");
+      assert.equal(list.objectRef.resource, "namespaces");
+      assert.equal(list.requestObject, undefined, "no bodies");
+      assert.ok(!audit.some((e) => String(e.requestURI).startsWith("/livez")), "probes left out");
+      assert.ok(!audit.some((e) => e.stage === "RequestReceived"), "RequestReceived omitted");
+      console.error(
+        `[modern] audit log: ${audit.length} events, kubectl ${version.clientVersion.gitVersion}`,
+      );
+    } finally {
+      await nodes.stop();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
