@@ -33,19 +33,22 @@ export function updateHosts(
   const entries = nodes.map((n) => `${n.ip} ${n.name}`);
   const managed = new Set(entries);
   const kept: string[] = [];
-  let inBlock = false;
-  for (const line of lines(current)) {
-    if (line.trim() === HOSTS_BEGIN) {
-      inBlock = true;
-      continue;
+  const all = lines(current);
+  // A block is a BEGIN and the first END after it, with no other BEGIN between. A BEGIN whose
+  // END was deleted is no block: without this, every line after it would be dropped.
+  const inBlock = new Array<boolean>(all.length).fill(false);
+  let open = -1;
+  all.forEach((line, i) => {
+    if (line.trim() === HOSTS_BEGIN) open = i;
+    else if (line.trim() === HOSTS_END && open >= 0) {
+      inBlock.fill(true, open, i + 1);
+      open = -1;
     }
-    if (inBlock) {
-      if (line.trim() === HOSTS_END) inBlock = false;
-      continue;
-    }
-    if (managed.has(fields(line))) continue;
+  });
+  all.forEach((line, i) => {
+    if (inBlock[i] || managed.has(fields(line))) return;
     kept.push(line);
-  }
+  });
   while (kept.length > 0 && kept.at(-1)?.trim() === "") kept.pop();
   return [...kept, HOSTS_BEGIN, ...entries, HOSTS_END, ""].join("\n");
 }

@@ -342,6 +342,12 @@ Deno.test("updateHosts: one managed block, idempotent, drops the original's dupl
   equal(moved.match(/BEGIN desktop-kubernetes/g)?.length, 1);
   ok(moved.includes("10.1.1.1 vm1\n") && !moved.includes("vm2"));
   equal(updateHosts("", NODES.slice(0, 1)).split("\n")[1], "192.168.122.11 vm1");
+  // A BEGIN whose END was deleted is no block: the lines after it are kept, and stay kept.
+  const begin = "# BEGIN desktop-kubernetes nodes (managed by dtk, do not edit)";
+  const broken = `127.0.0.1 localhost\n${begin}\n10.0.0.1 nas.home\n# mine\n`;
+  const fixed = updateHosts(broken, NODES.slice(0, 1));
+  ok(fixed.startsWith(broken), fixed);
+  equal(updateHosts(fixed, NODES.slice(0, 1)), fixed);
 });
 
 Deno.test("updateEnvironment: sets the containerd variables once", () => {
