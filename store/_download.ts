@@ -24,7 +24,14 @@ import { formatHash, hashFrom } from "./_hash.ts";
 import { HashingWriter, pumpBody, pumpFile } from "./_sink.ts";
 import { type ObjectStore, storeUnwritable } from "./_objects.ts";
 import { OciHttpError, resolveOciChart } from "./_oci.ts";
-import { createFresh, fileKind, openRegular, readRegularText, sameFile } from "./_nofollow.ts";
+import {
+  createFresh,
+  fileKind,
+  lstatRegular,
+  openRegular,
+  readRegularText,
+  sameFile,
+} from "./_nofollow.ts";
 import { redactUrl } from "./_url.ts";
 import { fileUrlProblem } from "./lockfile.ts";
 
@@ -267,6 +274,7 @@ async function salvage(
   }
   if (actual === target.hex && size !== undefined) {
     if (target.size !== null && target.size !== size) throw wrongLockSize(target, size);
+    await lstatRegular(store.objectPath(target.hex)); // chmod follows links: check first
     await Deno.chmod(store.objectPath(target.hex), 0o444);
     await store.recordMeta(target.hex, size, metaInfo(target));
     options.log?.(`Object ${formatHash(target.hex)} (${target.name}) hashes right; kept it`);

@@ -10,6 +10,7 @@ import { exists, writeFileAtomic } from "../lib/fs/mod.ts";
 import { addLocalFile, ensureObject } from "./_download.ts";
 import type { DownloadOptions } from "./_download.ts";
 import { hashFrom } from "./_hash.ts";
+import { lstatRegular } from "./_nofollow.ts";
 import type { ObjectStore } from "./_objects.ts";
 import { imageClosure, registryBlobHeaders, walkImage } from "./_image.ts";
 import { pullImageManifests } from "./_image_pull.ts";
@@ -79,6 +80,7 @@ export async function verifyObjects(
     }
     if (rightBytes && actual !== undefined) {
       await store.withLock(hex, async () => {
+        await lstatRegular(store.objectPath(hex)); // chmod follows links: check first
         await Deno.chmod(store.objectPath(hex), 0o444);
         await store.recordMeta(hex, actual.size, {});
       });

@@ -7,13 +7,20 @@
  *
  * @module
  */
+import { DtkError, q } from "../lib/errors/mod.ts";
 
-/** A path that is a link, a FIFO, a device or a folder where a regular file was expected. */
-export class NotRegularError extends Error {
+/**
+ * A path that is a link, a FIFO, a device or a folder where a regular file was expected: someone
+ * else put it in the store folder, which dtk refuses to use rather than follow.
+ */
+export class NotRegularError extends DtkError {
   readonly path: string;
   readonly what: string;
   constructor(path: string, what: string) {
-    super(`${path} is ${what}, not a regular file`);
+    super(`${q(path)} is ${what}, not a regular file`, {
+      hint:
+        "Something other than dtk wrote into the store folder; remove that file (or run dtk store verify --repair) and check who can write there",
+    });
     this.path = path;
     this.what = what;
   }

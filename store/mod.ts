@@ -156,8 +156,11 @@ export async function lockConfig(
   config: Pick<Config, "arch" | "virt" | "vm" | "versions" | "addons" | "k8s" | "cluster">,
   options: LockOptions,
 ): Promise<LockOutcome> {
-  const previousText = await Deno.readTextFile(options.path).catch(() => undefined);
+  // readLock first: it refuses a FIFO or an oversized file before anything reads it.
   const previous = await readLock(options.path);
+  const previousText = previous === undefined
+    ? undefined
+    : await Deno.readTextFile(options.path).catch(() => undefined);
   if (options.frozen && previous === undefined) throw frozenError(options.path, "does not exist");
   const result = await resolveLock(resolveArtifacts(config), lockRequest(config), {
     store: options.store,

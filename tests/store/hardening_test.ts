@@ -709,3 +709,34 @@ Deno.test("export does not write through a link planted in the target folder", a
     assert.equal(sha256(await Deno.readFile(join(out, "sha256", added.hex))), added.hex);
   });
 });
+
+Deno.test("dtk store gc: exit 1 naming the unreadable lock, --force goes on", async () => {
+  await withEnv(async ({ server, store, dir }) => {
+    const body = fixture(2000, 19);
+    server.routes.set("/a.bin", { body });
+    await ensureObject(store, target(body, [`${server.url}/a.bin`]), fast);
+    const lockFile = join(dir, "broken.lock");
+    await Deno.writeTextFile(lockFile, '{"artifacts": {"x": {"hash": "sha256:nope"}}}');
+    await store.addRoot(lockFile);
+    const gc = async (...extra: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", ENTRY, "store", "gc", ...extra],
+        cwd: dir,
+        env: { DTK_STORE: store.dir, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const stopped = await gc();
+    assert.equal(stopped.code, 1, stopped.stderr);
+    assert.ok(stopped.stderr.includes(lockFile), stopped.stderr);
+    assert.match(stopped.stderr, /hint: .*--force/);
+    assert.ok(!stopped.stderr.includes("This is a bug"));
+    assert.equal(await store.check(sha256(body)), "present");
+    const forced = await gc("--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /forgot root .*broken\.lock/);
+    assert.equal(await store.check(sha256(body)), "missing");
+  });
+});
