@@ -203,7 +203,7 @@ pinned on the nodes at the end, so the cluster runs without dtk.`,
           | undefined,
       });
       const report = await run.run();
-      const { formatRunSummary } = await import("../runlog/mod.ts");
+      const { criticalPath, formatRunSummary } = await import("../runlog/mod.ts");
       const timings = formatRunSummary(log.steps);
       log.note(`Phases and critical path:\n${timings}`);
       await linkLegacyPaths(config);
@@ -216,6 +216,11 @@ pinned on the nodes at the end, so the cluster runs without dtk.`,
             ran: report.ran,
             skipped: report.skipped,
             phases: report.phases,
+            criticalPath: criticalPath(log.steps).map((p) => ({
+              step: p.id,
+              elapsedMs: Math.round(p.elapsedMs),
+            })),
+            log: log.path,
           },
           null,
           2,

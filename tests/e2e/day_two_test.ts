@@ -214,8 +214,17 @@ Deno.test({
         assert.equal(b.code, 0, b.stderr.slice(-3000));
         assert.match(b.stdout, /PHASE\s+TIME\s+RUN\s+UNCHANGED\s+FAILED/);
         assert.match(b.stdout, /Critical path \(.* of step time\):\n\s+\S+\s+\S+/);
-        const a = await create("a");
+        const a = await dtk(["cluster", "create", "-c", path.a, "--frozen", "--json"], {
+          env,
+          cwd: dir,
+        });
         assert.equal(a.code, 0, a.stderr.slice(-3000));
+        const summary = JSON.parse(a.stdout) as {
+          criticalPath: { step: string; elapsedMs: number }[];
+          log: string;
+        };
+        assert.ok(summary.criticalPath.some((p) => p.step === "gates/nodes-ready"), a.stdout);
+        assert.ok(summary.log.startsWith(join(generated("a"), "logs") + "/"));
         const logs = (await Array.fromAsync(Deno.readDir(join(generated("b"), "logs")))).map((e) =>
           e.name
         ).sort();
@@ -271,9 +280,19 @@ Deno.test({
           await Deno.writeTextFile(`${keep}.status-healthy.txt`, r.stdout);
         }
       }
-      const json = await dtk(["cluster", "status", "-c", path.a, "--json"], { env, cwd: dir });
-      assert.equal(json.code, 0);
-      assert.equal(JSON.parse(json.stdout).outcome, "healthy");
+      const json = await dtk(["cluster", "status", "-c", path.a, "--json", "--verify"], {
+        env,
+        cwd: dir,
+      });
+      assert.equal(json.code, 0, json.stdout + json.stderr);
+      const report = JSON.parse(json.stdout) as {
+        outcome: string;
+        results: { name: string; status: string; summary: string }[];
+      };
+      assert.equal(report.outcome, "healthy");
+      const verify = report.results.find((r) => r.name === "verify");
+      assert.equal(verify?.status, "ok", JSON.stringify(verify));
+      assert.match(verify!.summary, /^matches the lock and the config \(\d+ ok/);
       // --watch checks again every interval until Ctrl-C, then exits with the last verdict.
       const watch = new Deno.Command(Deno.execPath(), {
         args: [
