@@ -137,6 +137,14 @@ Deno.test("cli: install-addon cilium uses the lock's store path, the cluster's n
     assert.ok(info.some((l) => l.includes(`Add-on "cilium" (chart 1.18.5) ready`)), info.join(""));
     // The config file was not touched.
     assert.doesNotMatch(await Deno.readTextFile(join(dir, "config.yaml")), /admin-kubeconfig/);
+    // The run is logged: every command with its exit code.
+    const logs = join(dir, "generated", "c1", "logs");
+    const [name] = (await Array.fromAsync(Deno.readDir(logs))).map((e) => e.name);
+    assert.match(name!, /^\d{8}T\d{6}Z-install-addon\.log$/);
+    const log = await Deno.readTextFile(join(logs, name!));
+    assert.match(log, /run helm list .*\n.*→ exit 0 in/);
+    assert.match(log, /run helm upgrade --install cilium .*\n.*→ exit 0 in/);
+    assert.match(log, /result: ok in/);
   } finally {
     await box.cleanup();
   }
