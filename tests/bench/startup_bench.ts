@@ -3,7 +3,8 @@
  * a stamped staged copy of the source) against `deno run main.ts` from the source tree, for
  * `dtk version`, `dtk --help` and a warm `dtk fetch` (every artifact of the lock already in the
  * store), measured in the same run by hyperfine where it is installed, else by repeated timing
- * here. Goal: the bundle no slower. Also prints the bundle's size.
+ * here. Goal: the bundle no slower. Also prints the bundle's size, and the same graph bundled
+ * with code splitting (dynamic imports stay lazy) to show what evaluating one file whole costs.
  *
  * @module
  */
@@ -55,12 +56,19 @@ async function hyperfine(): Promise<string | undefined> {
 
 const shellWord = (s: string) => /^[\w./=:,@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 
-/** Mean seconds of each command line, all measured in one hyperfine run, or by our own loop. */
+interface Timing {
+  /** Mean wall-clock seconds. */
+  mean: number;
+  /** Mean user CPU seconds (hyperfine only): steadier than wall-clock on a loaded machine. */
+  user?: number;
+}
+
+/** Each command line, all measured in one hyperfine run, or by our own interleaved loop. */
 async function measure(
   commands: string[][],
   cwd: string,
   env: Record<string, string>,
-): Promise<{ tool: string; means: number[] }> {
+): Promise<{ tool: string; timings: Timing[] }> {
   const tool = await hyperfine();
   if (tool) {
     const out = join(cwd, "..", "hyperfine.json");
@@ -81,8 +89,11 @@ async function measure(
       cwd,
       env,
     );
-    const report = JSON.parse(await Deno.readTextFile(out)) as { results: { mean: number }[] };
-    return { tool: "hyperfine", means: report.results.map((r) => r.mean) };
+    const report = JSON.parse(await Deno.readTextFile(out)) as { results: Timing[] };
+    return {
+      tool: "hyperfine",
+      timings: report.results.map((r) => ({ mean: r.mean, user: r.user })),
+    };
   }
   // Interleaved, so that a change in the machine's load falls on both sides alike.
   const times = commands.map(() => [] as number[]);
@@ -95,7 +106,7 @@ async function measure(
   }
   return {
     tool: "repeated timing",
-    means: times.map((ts) => ts.reduce((a, b) => a + b, 0) / ts.length),
+    timings: times.map((ts) => ({ mean: ts.reduce((a, b) => a + b, 0) / ts.length })),
   };
 }
 
@@ -106,6 +117,11 @@ export async function run(): Promise<BenchResult[]> {
       build: { version: "0.0.0-bench", commit: "0".repeat(40), date: "2026-01-01T00:00:00Z" },
     });
     const size = (await Deno.stat(bundle)).size;
+    // The same graph with dynamic imports kept lazy, as chunks: what a single file gives up.
+    const split = await bundleDtk(work, {
+      build: { version: "0.0.0-bench", commit: "0".repeat(40), date: "2026-01-01T00:00:00Z" },
+      split: true,
+    });
     const home = join(work, "home");
     const cwd = join(work, "cluster");
     await Deno.mkdir(home);
@@ -124,6 +140,7 @@ export async function run(): Promise<BenchResult[]> {
       join(ROOT, "main.ts"),
     ];
     const bundled = [Deno.execPath(), "run", "--no-config", "--no-lock", "--allow-all", bundle];
+    const chunked = [Deno.execPath(), "run", "--no-config", "--no-lock", "--allow-all", split];
 
     // A warm store: the lock's artifacts replaced by small local files, each added to the store.
     await Deno.writeTextFile(join(cwd, "config.yaml"), PINNED_CONFIG);
@@ -148,23 +165,37 @@ export async function run(): Promise<BenchResult[]> {
       value: size / 1048576,
       unit: "MiB",
     }];
+    const ms = (t: Timing) =>
+      `${(t.mean * 1000).toFixed(1)} ms${
+        t.user === undefined ? "" : `, user CPU ${(t.user * 1000).toFixed(0)} ms`
+      }`;
     for (const c of CASES) {
       // Each must work before it is timed: a failing command is quick, not fast.
-      await exec([...source, ...c.args], cwd, env);
-      await exec([...bundled, ...c.args], cwd, env);
-      const { tool, means } = await measure(
-        [[...source, ...c.args], [...bundled, ...c.args]],
+      for (const argv of [source, bundled, chunked]) await exec([...argv, ...c.args], cwd, env);
+      const { tool, timings } = await measure(
+        [[...source, ...c.args], [...bundled, ...c.args], [...chunked, ...c.args]],
         cwd,
         env,
       );
-      const [fromSource, fromBundle] = means as [number, number];
+      const [fromSource, fromBundle, fromChunks] = timings as [Timing, Timing, Timing];
+      const cpu = (t: Timing) =>
+        t.user !== undefined && fromSource.user !== undefined
+          ? `; user CPU ratio ${(fromSource.user / t.user).toFixed(2)}`
+          : "";
       results.push({
-        name: `startup: ${c.name}, bundled single file (${tool}, ${RUNS} runs)`,
-        value: fromBundle * 1000,
+        name: `startup: ${c.name}, bundled single file (${tool}, ${RUNS} runs${cpu(fromBundle)})`,
+        value: fromBundle.mean * 1000,
         unit: "ms",
-        reference: `deno run main.ts: ${(fromSource * 1000).toFixed(1)} ms`,
-        ratio: fromSource / fromBundle,
+        reference: `deno run main.ts: ${ms(fromSource)}`,
+        ratio: fromSource.mean / fromBundle.mean,
         goal: ">= 1.0x (the bundle no slower)",
+      });
+      results.push({
+        name: `startup: ${c.name}, code-split bundle (${tool}, ${RUNS} runs${cpu(fromChunks)})`,
+        value: fromChunks.mean * 1000,
+        unit: "ms",
+        reference: `deno run main.ts: ${ms(fromSource)}`,
+        ratio: fromSource.mean / fromChunks.mean,
       });
     }
     return results;

@@ -19,22 +19,30 @@ const decoder = new TextDecoder();
 export const PINNED_CONFIG =
   "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n";
 
-/** The `deno bundle` command line for `entry` into `output`. */
-export function bundleArgs(entry: string, output: string): string[] {
-  return ["bundle", "--platform", "deno", "--quiet", "--output", output, entry];
+/**
+ * The `deno bundle` command line for `entry` into the file `output`, or with `split` into the
+ * folder `output` (an entry `main.js` and chunks that its dynamic imports load when they run).
+ */
+export function bundleArgs(entry: string, output: string, options: { split?: boolean } = {}) {
+  const to = options.split ? ["--code-splitting", "--outdir", output] : ["--output", output];
+  return ["bundle", "--platform", "deno", "--quiet", ...to, entry];
 }
 
 /**
- * Bundles `main.ts` into `<dir>/dtk.js`: from a copy of the source without `tests/`, stamped with
- * `build` when given, else from the source tree itself.
+ * Bundles `main.ts` into `<dir>/dtk.js` (with `split`: `<dir>/split/main.js` and its chunks): from
+ * a copy of the source without `tests/`, stamped with `build` when given, else from the source
+ * tree itself. Returns the file to run.
  */
-export async function bundleDtk(dir: string, options: { build?: BuildInfo } = {}) {
+export async function bundleDtk(
+  dir: string,
+  options: { build?: BuildInfo; split?: boolean } = {},
+): Promise<string> {
   const stage = options.build ? await stageSource(options.build) : undefined;
-  const output = join(dir, "dtk.js");
+  const output = join(dir, options.split ? "split" : "dtk.js");
   try {
     const source = stage ?? ROOT;
     const r = await new Deno.Command(Deno.execPath(), {
-      args: bundleArgs(join(source, "main.ts"), output),
+      args: bundleArgs(join(source, "main.ts"), output, { split: options.split }),
       cwd: source,
       env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
       stdout: "piped",
@@ -45,7 +53,7 @@ export async function bundleDtk(dir: string, options: { build?: BuildInfo } = {}
   } finally {
     if (stage) await Deno.remove(stage, { recursive: true });
   }
-  return output;
+  return options.split ? join(output, "main.js") : output;
 }
 
 /**
