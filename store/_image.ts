@@ -355,8 +355,11 @@ export class RegistryClient {
   readonly ref: ImageReference;
   readonly base: string;
   readonly #options: RegistryClientOptions;
-  #token?: { value: string; expires: number };
-  #challenge?: Record<string, string>;
+  /** The token and the origin that asked for it: it is sent nowhere else. */
+  #token?: { value: string; expires: number; origin: string };
+  #challenge?: { params: Record<string, string>; origin: string; repository: string };
+  /** Where the registry redirected manifest requests to (registry.k8s.io does): blobs too. */
+  #effective?: { base: string; repository: string };
 
   constructor(ref: ImageReference | string, options: RegistryClientOptions = {}) {
     this.ref = typeof ref === "string" ? parseImageReference(ref) : ref;
@@ -369,26 +372,40 @@ export class RegistryClient {
     return `${this.ref.registry}/${this.ref.repository}`;
   }
 
+  /** A blob's URL, at the registry manifest requests were redirected to, if they were. */
   blobUrl(hex: string): string {
-    return `${this.base}/v2/${this.ref.repository}/blobs/sha256:${hex}`;
+    const base = this.#effective?.base ?? this.base;
+    return `${base}/v2/${this.#effective?.repository ?? this.ref.repository}/blobs/sha256:${hex}`;
+  }
+
+  /** True once a manifest request has shown where the registry really serves from. */
+  get located(): boolean {
+    return this.#effective !== undefined;
   }
 
   /** Headers for a blob request: the current token, renewed when it is about to expire. */
-  async authHeaders(): Promise<Record<string, string>> {
-    if (this.#token !== undefined && Date.now() > this.#token.expires) await this.#renew();
+  authHeaders(): Promise<Record<string, string>> {
+    return this.#authFor(this.blobUrl("0".repeat(64)));
+  }
+
+  async #authFor(url: string): Promise<Record<string, string>> {
+    if (this.#token === undefined || new URL(url).origin !== this.#token.origin) return {};
+    if (Date.now() > this.#token.expires) await this.#renew();
     return this.#token === undefined ? {} : { Authorization: `Bearer ${this.#token.value}` };
   }
 
   /** Learns the registry's token challenge from `GET /v2/` (for blob requests made first). */
   async authenticate(): Promise<void> {
     if (this.#token !== undefined) return;
-    const res = await this.#fetch(`${this.base}/v2/`, { method: "GET", headers: {} }, {});
-    const challenge = res.status === 401
+    const url = `${this.#effective?.base ?? this.base}/v2/`;
+    const res = await this.#fetch(url, { method: "GET", headers: {} }, {});
+    const params = res.status === 401
       ? parseBearerChallenge(res.headers.get("www-authenticate") ?? "")
       : undefined;
     await res.body?.cancel();
-    if (challenge === undefined) return;
-    this.#challenge = challenge;
+    if (params === undefined) return;
+    const repository = this.#effective?.repository ?? this.ref.repository;
+    this.#challenge = { params, origin: new URL(url).origin, repository };
     await this.#renew();
   }
 
@@ -398,10 +415,16 @@ export class RegistryClient {
     options: { head?: boolean } = {},
   ): Promise<ManifestResponse | undefined> {
     const url = `${this.base}/v2/${this.ref.repository}/manifests/${reference}`;
-    const res = await this.#request(url, {
+    const { res, final } = await this.#request(url, {
       method: options.head ? "HEAD" : "GET",
       headers: { Accept: MANIFEST_ACCEPT },
     });
+    const moved = /^(https?:\/\/[^/]+)\/v2\/(.+)\/manifests\/[^/]+$/.exec(final);
+    if (moved && final !== url && moved[1] && moved[2]) {
+      this.#effective = { base: moved[1], repository: moved[2] };
+    } else if (res.status !== 404) {
+      this.#effective ??= { base: this.base, repository: this.ref.repository };
+    }
     if (res.status === 404) {
       await res.body?.cancel();
       return undefined;
@@ -415,7 +438,7 @@ export class RegistryClient {
   /** GETs a small blob (an image config), checked against its digest. */
   async smallBlob(hex: string): Promise<Uint8Array> {
     const url = this.blobUrl(hex);
-    const res = await this.#request(url, { method: "GET", headers: {} });
+    const { res } = await this.#request(url, { method: "GET", headers: {} });
     if (res.status === 404) {
       await res.body?.cancel();
       throw new RegistryError(`Registry ${q(this.ref.registry)} has no blob sha256:${hex}`, {
@@ -434,30 +457,54 @@ export class RegistryClient {
     return bytes;
   }
 
-  async #request(url: string, init: { method: string; headers: Record<string, string> }) {
+  /**
+   * One registry call, following redirects itself so that a token goes only to the origin that
+   * asked for it (a registry may redirect to another that wants one: registry.k8s.io); retries
+   * network failures, 5xx and 429. Resolves to the response and the URL that gave it.
+   */
+  async #request(
+    url: string,
+    init: { method: string; headers: Record<string, string> },
+  ): Promise<{ res: Response; final: string }> {
     const attempts = this.#options.attempts ?? 3;
     let last: RegistryError | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        let res = await this.#fetch(url, init, await this.authHeaders());
-        if (res.status === 401) {
-          const challenge = parseBearerChallenge(res.headers.get("www-authenticate") ?? "");
-          await res.body?.cancel();
-          if (challenge === undefined) throw this.#refused("without a bearer challenge");
-          this.#challenge = challenge;
-          await this.#renew();
-          res = await this.#fetch(url, init, await this.authHeaders());
-          if (res.status === 401) {
+        let current = url;
+        let authorized = false;
+        for (let hop = 0; hop <= 10; hop++) {
+          const res = await this.#fetch(current, init, await this.#authFor(current));
+          if ([301, 302, 303, 307, 308].includes(res.status)) {
+            const location = res.headers.get("location");
             await res.body?.cancel();
-            throw this.#refused("even with the token it gave");
+            if (location === null || hop === 10) {
+              throw new RegistryError(`Registry redirects ${q(url)} nowhere, or too often`, {
+                status: res.status,
+              });
+            }
+            current = new URL(location, current).href;
+            continue;
           }
+          if (res.status === 401) {
+            const params = parseBearerChallenge(res.headers.get("www-authenticate") ?? "");
+            await res.body?.cancel();
+            if (params === undefined) throw this.#refused("without a bearer challenge");
+            if (authorized) throw this.#refused("even with the token it gave");
+            const repository = /\/v2\/(.+)\/(?:manifests|blobs)\//.exec(new URL(current).pathname)
+              ?.[1] ?? this.ref.repository;
+            this.#challenge = { params, origin: new URL(current).origin, repository };
+            await this.#renew();
+            authorized = true;
+            continue;
+          }
+          if (res.ok || res.status === 404) return { res, final: current };
+          await res.body?.cancel();
+          throw new RegistryError(`Registry answered HTTP ${res.status} for ${q(current)}`, {
+            status: res.status,
+            retryable: res.status >= 500 || res.status === 429,
+          });
         }
-        if (res.ok || res.status === 404) return res;
-        await res.body?.cancel();
-        throw new RegistryError(`Registry answered HTTP ${res.status} for ${q(url)}`, {
-          status: res.status,
-          retryable: res.status >= 500 || res.status === 429,
-        });
+        throw new RegistryError(`Registry redirects ${q(url)} too often`, { status: 310 });
       } catch (error) {
         if (!(error instanceof RegistryError) || !error.retryable) throw error;
         last = error;
@@ -473,6 +520,7 @@ export class RegistryClient {
     url: string,
     init: { method: string; headers: Record<string, string> },
     auth: Record<string, string>,
+    redirect: RequestRedirect = "manual",
   ): Promise<Response> {
     const timeoutMs = this.#options.timeoutMs ?? 30_000;
     const signals = [AbortSignal.timeout(timeoutMs)];
@@ -482,6 +530,7 @@ export class RegistryClient {
         method: init.method,
         headers: { ...init.headers, ...auth },
         signal: AbortSignal.any(signals),
+        redirect,
       });
     } catch (error) {
       if (this.#options.signal?.aborted) throw this.#options.signal.reason;
@@ -511,7 +560,7 @@ export class RegistryClient {
   }
 
   async #renew(): Promise<void> {
-    const challenge = this.#challenge;
+    const challenge = this.#challenge?.params;
     if (challenge === undefined) return;
     let url: URL;
     try {
@@ -520,8 +569,11 @@ export class RegistryClient {
       throw this.#refused(`with a bad token realm ${q(challenge.realm)}`);
     }
     if (challenge.service) url.searchParams.set("service", challenge.service);
-    url.searchParams.set("scope", challenge.scope ?? `repository:${this.ref.repository}:pull`);
-    const res = await this.#fetch(url.href, { method: "GET", headers: {} }, {});
+    url.searchParams.set(
+      "scope",
+      challenge.scope ?? `repository:${this.#challenge?.repository ?? this.ref.repository}:pull`,
+    );
+    const res = await this.#fetch(url.href, { method: "GET", headers: {} }, {}, "follow");
     if (!res.ok) {
       await res.body?.cancel();
       if (res.status >= 500) {
@@ -550,7 +602,11 @@ export class RegistryClient {
     const lifetime = typeof body.expires_in === "number" && body.expires_in > 0
       ? body.expires_in
       : 60;
-    this.#token = { value, expires: Date.now() + lifetime * 500 };
+    this.#token = {
+      value,
+      expires: Date.now() + lifetime * 500,
+      origin: this.#challenge?.origin ?? new URL(this.base).origin,
+    };
   }
 }
 

@@ -255,6 +255,15 @@ export async function pullImageManifests(
   if (manifest !== top) await manifest.store();
   const image = manifest.image;
   if (image.kind !== "manifest") throw new DtkError(`${what} is not an image`);
+  // Manifests from the store or a mirror have not shown where the registry serves blobs from
+  // (it may redirect elsewhere, as registry.k8s.io does): ask once, when a blob is to be fetched.
+  if (options.registry !== false && !client.located) {
+    const blobs = [image.config, ...image.layers];
+    const states = await Promise.all(blobs.map((d) => store.check(d.hex, d.size)));
+    if (states.some((st) => st !== "present")) {
+      await client.manifest(formatHash(hex), { head: true }).catch(() => undefined);
+    }
+  }
   const headers = () => client.authHeaders();
   return [image.config, ...image.layers].map((d, i) => ({
     name,

@@ -48,7 +48,10 @@ export class TestRegistry {
   /** `repo:tag` → manifest hex. */
   readonly tags = new Map<string, string>();
   readonly faults: Faults = {};
-  readonly log: { method: string; path: string; status: number }[] = [];
+  readonly log: { method: string; path: string; status: number; authorization: string | null }[] =
+    [];
+  /** Redirect every `/v2/<repo>/…` to `/v2/<prefix>/<repo>/…` of this host (a front registry). */
+  redirect?: { host: string; prefix: string };
   #server: Deno.HttpServer<Deno.NetAddr>;
 
   constructor() {
@@ -56,7 +59,12 @@ export class TestRegistry {
       { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (req) => {
         const res = this.#handle(req);
-        this.log.push({ method: req.method, path: new URL(req.url).pathname, status: res.status });
+        this.log.push({
+          method: req.method,
+          path: new URL(req.url).pathname,
+          status: res.status,
+          authorization: req.headers.get("authorization"),
+        });
         return res;
       },
     );
@@ -129,6 +137,13 @@ export class TestRegistry {
 
   #handle(req: Request): Response {
     const url = new URL(req.url);
+    if (this.redirect !== undefined && url.pathname.startsWith("/v2/") && url.pathname !== "/v2/") {
+      const rest = url.pathname.slice(4);
+      return new Response(null, {
+        status: 307,
+        headers: { location: `http://${this.redirect.host}/v2/${this.redirect.prefix}/${rest}` },
+      });
+    }
     if (url.pathname === "/token") {
       return Response.json({ token: this.faults.authForever ? "never" : "good", expires_in: 300 });
     }

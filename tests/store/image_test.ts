@@ -346,3 +346,34 @@ Deno.test("dtk verify files: an image is ok only when every blob is there and in
     assert.equal((await status()).status, "missing");
   });
 });
+
+Deno.test("a registry that redirects to another wanting a token (as registry.k8s.io does): the token goes only there", async () => {
+  await withEnv(async ({ registry: backend, store }) => {
+    backend.faults.auth = true;
+    const built = backend.add("mirror/pause", "3.10", { layers: 2 });
+    const front = new TestRegistry();
+    try {
+      front.redirect = { host: backend.host, prefix: "mirror" };
+      const ref = `${front.host}/pause:3.10`;
+      const lock = await lockOf(front, [ref]);
+      assert.equal(lock.artifacts[imageArtifactName(ref)]!.hash, built.top);
+      const pulled = () => {
+        const blobs = backend.log.filter((r) => r.path.includes("/blobs/") && r.status === 200);
+        assert.equal(blobs.length, 3);
+        assert.ok(blobs.every((r) => r.authorization === "Bearer good"));
+        assert.ok(front.log.every((r) => r.authorization === null), "no token to the front");
+      };
+      await ensureLock(lock, { store, ...fast });
+      const closure = await imageClosure(store, { name: "x", ref, hash: built.top });
+      assert.equal(closure.length, 5);
+      pulled();
+      // The manifests are in the store now: where the blobs live is asked again.
+      for (const b of built.blobs) await store.remove(b.slice(7));
+      backend.log.length = 0;
+      await ensureLock(lock, { store, ...fast });
+      pulled();
+    } finally {
+      await front.close();
+    }
+  });
+});
