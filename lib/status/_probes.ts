@@ -106,19 +106,23 @@ export function nodeOutcome(node: NodeJson | undefined, name: string): ProbeOutc
   return ok(`Ready, kubelet ${version}`);
 }
 
-/** A leader lease: its holder, and whether it was renewed lately. */
+/**
+ * A leader lease: its holder, and whether it was renewed within its own duration (a leader that
+ * died keeps its name on the lease until another takes over: only the renewal time tells).
+ */
 export function leaseOutcome(
   response: { status: number; text: string },
   now: number,
-  staleMs = 60_000,
+  skewMs = 5_000,
 ): ProbeOutcome {
   if (response.status === 404) return degraded("no leader lease");
   if (response.status !== 200) return degraded(`lease request answered HTTP ${response.status}`);
   const lease = JSON.parse(response.text) as {
-    spec?: { holderIdentity?: string; renewTime?: string };
+    spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
   };
   const holder = lease.spec?.holderIdentity;
   if (!holder) return degraded("the lease has no holder");
+  const staleMs = (lease.spec?.leaseDurationSeconds ?? 60) * 1000 + skewMs;
   const renewed = lease.spec?.renewTime ? Date.parse(lease.spec.renewTime) : NaN;
   if (Number.isFinite(renewed) && now - renewed > staleMs) {
     return degraded(`held by ${holder}, not renewed for ${formatDuration(now - renewed)}`);

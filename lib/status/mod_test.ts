@@ -131,6 +131,15 @@ Deno.test("parsers: unit states, node conditions, leases", () => {
     detail: undefined,
   });
   assert.match(leaseOutcome(lease("2026-12-03T10:50:00Z"), now).summary, /not renewed for 10m/);
+  // Stale once its own duration (and some clock skew) has passed since the last renewal.
+  const short = (renew: string) => ({
+    status: 200,
+    text: JSON.stringify({
+      spec: { holderIdentity: "vm1_abc", renewTime: renew, leaseDurationSeconds: 15 },
+    }),
+  });
+  assert.equal(leaseOutcome(short("2026-12-03T10:59:45Z"), now).status, "ok");
+  assert.match(leaseOutcome(short("2026-12-03T10:59:30Z"), now).summary, /not renewed for 30s/);
   assert.equal(leaseOutcome({ status: 404, text: "" }, now).summary, "no leader lease");
 });
 
