@@ -99,7 +99,14 @@ export class ClusterImages {
   }
 
   async #start(): Promise<{ input: ImageRegistryInput; server: RegistryServer } | undefined> {
-    if (!this.enabled) return undefined;
+    if (!this.enabled) {
+      if (this.#o.offline) {
+        this.#o.log?.warn(
+          "The lock names no container images: with --offline the nodes find none (run dtk lock)",
+        );
+      }
+      return undefined;
+    }
     const endpoint = await this.#o.driver.hostEndpoint?.();
     if (endpoint === undefined) {
       this.#o.log?.warn(

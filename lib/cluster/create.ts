@@ -439,7 +439,9 @@ export class ClusterCreate {
   async #forgetWorkOn(name: string): Promise<void> {
     const controller = name === this.config.vms[0]?.name;
     for (const id of Object.keys(this.#state.data.steps)) {
-      const onNode = id.startsWith(`node/${name}/`) || id.startsWith("gates/");
+      // A new VM holds no image either: the pins go on it again.
+      const onNode = id.startsWith(`node/${name}/`) || id.startsWith("gates/") ||
+        id.startsWith("images/");
       const onCluster = id.startsWith("control-plane/") || id.startsWith("addon/") ||
         id.startsWith("node/");
       if (onNode || (controller && onCluster)) await this.#state.forgetStep(id);

@@ -104,15 +104,18 @@ Deno.test("cluster images: a taken port names cluster create's remedy; no route 
     assert.ok(
       log.lines.some((l) => /no known route to this host: images go to them over ssh/.test(l)),
     );
+    const noneLog = logger();
     const none = new ClusterImages({
       lock: { version: 1, artifacts: {} },
       store: openStore(storeDir),
       driver: { hostEndpoint: () => Promise.resolve(LOOPBACK) },
-      offline: false,
+      offline: true,
       arch: "amd64",
+      log: noneLog,
     });
     assert.equal(none.enabled, false);
     assert.equal(await none.registry(), undefined);
+    assert.ok(noneLog.lines.some((l) => /^warn The lock names no container images/.test(l)));
   });
 });
 
