@@ -8,6 +8,8 @@ import {
   parseImageJson,
   pickPlatform,
   putImageObject,
+  registryBase,
+  RegistryClient,
   walkImage,
 } from "./_image.ts";
 import { ObjectStore } from "./_objects.ts";
@@ -139,4 +141,24 @@ Deno.test("pickPlatform: linux/arch, arm64 prefers no variant or v8; absent arch
   assert.equal(pickPlatform(index, "arm64")?.platform?.variant, "v8");
   assert.equal(pickPlatform(index, "amd64")?.platform?.architecture, "amd64");
   assert.equal(pickPlatform(index, "s390x"), undefined);
+});
+
+Deno.test("registryBase: docker.io is registry-1.docker.io; loopback registries speak plain HTTP", () => {
+  assert.equal(registryBase("docker.io"), "https://registry-1.docker.io");
+  assert.equal(registryBase("quay.io"), "https://quay.io");
+  assert.equal(registryBase("registry.k8s.io"), "https://registry.k8s.io");
+  assert.equal(registryBase("localhost:5000"), "http://localhost:5000");
+  assert.equal(registryBase("localhost"), "http://localhost");
+  assert.equal(registryBase("127.0.0.1:5000"), "http://127.0.0.1:5000");
+  assert.equal(registryBase("127.8.9.10"), "http://127.8.9.10");
+  assert.equal(registryBase("[::1]:5000"), "http://[::1]:5000");
+  assert.equal(registryBase("128.0.0.1:5000"), "https://128.0.0.1:5000");
+  assert.equal(registryBase("localhost.example:5000"), "https://localhost.example:5000");
+  // One-segment Docker Hub names live under library/.
+  const client = new RegistryClient("nginx:1.27");
+  assert.equal(client.base, "https://registry-1.docker.io");
+  assert.equal(
+    client.blobUrl("a".repeat(64)),
+    `https://registry-1.docker.io/v2/library/nginx/blobs/sha256:${"a".repeat(64)}`,
+  );
 });
