@@ -28,21 +28,47 @@ export interface Distro {
   osVariant: string;
   /** AppStream repository on the mounted DVD, as Anaconda of that release mounts it. */
   appstreamUrl: string;
+  /**
+   * Kernel arguments the installed system boots with. EL8 boots cgroup v1 by default, which the
+   * kubelet refuses from Kubernetes 1.35 (`failCgroupV1`); `systemd.unified_cgroup_hierarchy=1`
+   * is Red Hat's documented switch to cgroup v2 on EL8. EL9 is on v2 already.
+   */
+  kernelArgs: string;
 }
 
 const EL9_DVD = "file:///run/install/sources/mount-0000-cdrom/AppStream";
 const EL8_DVD = "file:///run/install/repo/AppStream";
+const EL8_CGROUP_V2 = "systemd.unified_cgroup_hierarchy=1";
 
 export const DISTROS: Readonly<Record<Linux, Distro>> = {
-  alma9: { linux: "alma9", title: "AlmaLinux 9", osVariant: "almalinux9", appstreamUrl: EL9_DVD },
-  alma8: { linux: "alma8", title: "AlmaLinux 8", osVariant: "almalinux8", appstreamUrl: EL8_DVD },
+  alma9: {
+    linux: "alma9",
+    title: "AlmaLinux 9",
+    osVariant: "almalinux9",
+    appstreamUrl: EL9_DVD,
+    kernelArgs: "",
+  },
+  alma8: {
+    linux: "alma8",
+    title: "AlmaLinux 8",
+    osVariant: "almalinux8",
+    appstreamUrl: EL8_DVD,
+    kernelArgs: EL8_CGROUP_V2,
+  },
   centos9: {
     linux: "centos9",
     title: "CentOS Stream 9",
     osVariant: "centos-stream9",
     appstreamUrl: EL9_DVD,
+    kernelArgs: "",
   },
-  rocky: { linux: "rocky", title: "Rocky Linux 8", osVariant: "rocky8", appstreamUrl: EL8_DVD },
+  rocky: {
+    linux: "rocky",
+    title: "Rocky Linux 8",
+    osVariant: "rocky8",
+    appstreamUrl: EL8_DVD,
+    kernelArgs: EL8_CGROUP_V2,
+  },
 };
 
 /** Embedded templates by the names config uses (`kvm.kickstart`, `vbox.kickstart`). */
@@ -79,6 +105,7 @@ export function renderTemplate(template: string, options: KickstartOptions): str
     APPSTREAM_URL: distro.appstreamUrl,
     HEREDOC: heredoc,
     AUTHORIZED_KEY: key,
+    BOOTLOADER_APPEND: distro.kernelArgs === "" ? "" : ` --append="${distro.kernelArgs}"`,
   };
   // One pass over the template, so a value that itself looks like a placeholder stays as it is.
   return template.replace(/\{\{([A-Z_]+)\}\}/g, (whole, name: string) => values[name] ?? whole);

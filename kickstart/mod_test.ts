@@ -38,6 +38,15 @@ Deno.test("every distro renders both kickstarts with the key intact and no passw
       for (const pkg of ["socat", "conntrack", "ipset"]) {
         assert.match(ks, new RegExp(`^${pkg}$`, "m"));
       }
+      // EL8 boots cgroup v1 unless told otherwise, which a 1.35 kubelet refuses; EL9 is on v2.
+      const el8 = linux === "alma8" || linux === "rocky";
+      assert.match(
+        ks,
+        el8
+          ? /^bootloader --timeout=5 --append="systemd\.unified_cgroup_hierarchy=1"$/m
+          : /^bootloader --timeout=5$/m,
+        `${linux} ${name}`,
+      );
     }
   }
   const kvm = renderKickstart("kvm.text.ks.cfg", { linux: "alma8", authorizedKey: NASTY });
