@@ -33,10 +33,10 @@ function tryBind(hostname: string, port: number): "free" | "in use" | "no addres
   }
 }
 
-export async function registryPortCheck(
+export function registryPortCheck(
   input: RegistryDoctorInput,
   config: Pick<Config, "virt" | "kvm">,
-): Promise<Check> {
+): Check {
   const base = {
     id: "registry-port",
     title: `dtk registry port ${input.port}`,

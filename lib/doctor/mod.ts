@@ -72,7 +72,7 @@ export async function runDoctor(config: Config, options: DoctorOptions): Promise
   pending.push(kubectlCheck(host, config), diskChecks(host, config));
   if (options.registry !== undefined) {
     pending.push(
-      registryPortCheck(options.registry, config),
+      Promise.resolve(registryPortCheck(options.registry, config)),
       registryReachCheck(host, options.registry, config),
     );
   }
