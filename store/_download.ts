@@ -110,6 +110,25 @@ export function tuningFromEnv(
   };
 }
 
+/**
+ * `options` with the environment's limits where it sets none: `dtk cluster create` and every
+ * other caller honour `DTK_MAX_DOWNLOAD_BYTES`, `DTK_MIN_RATE`, … as `dtk fetch` does.
+ */
+function withEnvLimits<T extends DownloadOptions>(options: T): T {
+  let env: ReturnType<typeof tuningFromEnv>;
+  try {
+    env = tuningFromEnv();
+  } catch (error) {
+    if (error instanceof DtkError) throw error;
+    return options; // no access to the environment: the defaults apply
+  }
+  const out = { ...options };
+  for (const [key, value] of Object.entries(env) as [keyof typeof env, number | undefined][]) {
+    if (out[key] === undefined && value !== undefined) out[key] = value as T[typeof key];
+  }
+  return out;
+}
+
 export interface DownloadOptions {
   /** Mirror URLs (`http(s)://`, `file://`) or folders, tried before the upstream URLs. */
   mirrors?: readonly string[];
@@ -329,8 +348,9 @@ async function recordIfNew(store: ObjectStore, target: FetchTarget, size: number
 async function download(
   store: ObjectStore,
   target: FetchTarget,
-  options: DownloadOptions,
+  given: DownloadOptions,
 ): Promise<EnsureResult> {
+  const options = withEnvLimits(given);
   const sources = sourcesFor(target, options.mirrors);
   const failures: Failure[] = [];
   const attempts = options.attempts ?? 3;
@@ -955,8 +975,9 @@ export async function fetchUnknown(
   store: ObjectStore,
   name: string,
   sources: readonly string[],
-  options: DownloadOptions & { kind?: string } = {},
+  given: DownloadOptions & { kind?: string } = {},
 ): Promise<{ hex: string; size: number; from: string }> {
+  const options = withEnvLimits(given);
   await store.init();
   for (const source of sources) {
     const problem = fileUrlProblem(source);

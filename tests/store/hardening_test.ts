@@ -740,3 +740,46 @@ Deno.test("dtk store gc: exit 1 naming the unreadable lock, --force goes on", as
     assert.equal(await store.check(sha256(body)), "missing");
   });
 });
+
+Deno.test("download limits come from the environment; a bad value is a usage error", async () => {
+  const { tuningFromEnv } = await import("../../store/mod.ts");
+  const env = (values: Record<string, string>) => (name: string) => values[name];
+  assert.deepEqual(
+    tuningFromEnv(env({
+      DTK_MAX_DOWNLOAD_BYTES: "1048576",
+      DTK_MIN_RATE: "0",
+      DTK_RATE_WINDOW_MS: "5000",
+      DTK_FETCH_DEADLINE_MS: "60000",
+    })),
+    {
+      stallTimeoutMs: undefined,
+      backoffMs: undefined,
+      attempts: undefined,
+      maxBytes: 1048576,
+      minRate: 0,
+      rateWindowMs: 5000,
+      deadlineMs: 60000,
+    },
+  );
+  assert.throws(() => tuningFromEnv(env({ DTK_MIN_RATE: "fast" })), (e: unknown) => {
+    assert.ok(e instanceof DtkError && e.exitCode === ExitCode.usage);
+    assert.match(e.message, /DTK_MIN_RATE must be a non-negative number, got "fast"/);
+    return true;
+  });
+});
+
+Deno.test("DTK_MAX_DOWNLOAD_BYTES bounds callers that pass no limits (as cluster create)", async () => {
+  await withEnv(async ({ server, store }) => {
+    const body = fixture(50_000, 20);
+    server.routes.set("/a.bin", { body, truncateTo: body.length });
+    Deno.env.set("DTK_MAX_DOWNLOAD_BYTES", "10000");
+    try {
+      await assert.rejects(
+        () => ensureObject(store, target(body, [`${server.url}/a.bin`], { size: null })),
+        /more than the 9\.8 KiB .*DTK_MAX_DOWNLOAD_BYTES/,
+      );
+    } finally {
+      Deno.env.delete("DTK_MAX_DOWNLOAD_BYTES");
+    }
+  });
+});
