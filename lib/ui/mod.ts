@@ -116,7 +116,10 @@ export class Output {
 
 /** Renders rows as aligned columns (two spaces apart), the header first. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  // A loop, not Math.max(...rows): spreading 100,000 rows overflows the call stack.
+  const widths = header.map((h, i) =>
+    rows.reduce((w, r) => Math.max(w, (r[i] ?? "").length), h.length)
+  );
   const line = (cells: readonly string[]) =>
     cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join("  ")
       .trimEnd();

@@ -47,3 +47,10 @@ Deno.test("Output: messages print control and bidi characters escaped, colour on
     null,
   );
 });
+
+Deno.test("table: 200,000 rows (a large store ls) do not overflow the stack", async () => {
+  const { table } = await import("./mod.ts");
+  const rows = Array.from({ length: 200_000 }, (_, i) => [`n${i}`, "x"]);
+  const text = table(["NAME", "B"], rows);
+  assert.ok(text.startsWith("NAME     B\nn0       x\n"), text.slice(0, 40));
+});
