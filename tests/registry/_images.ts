@@ -152,3 +152,59 @@ export function imageArtifacts(images: readonly SeededImage[]): Record<string, u
   }
   return out;
 }
+
+/**
+ * Adds `dtk.test/multi:1` to the layout: an OCI index whose linux/amd64 manifest is the box
+ * image's and whose linux/arm64 manifest is absent, as a multi-arch image is after `dtk fetch`
+ * took only the cluster's arch. Returns its lock entry (hash: the index, manifest: amd64's).
+ */
+export async function addMultiArchIndex(
+  layout: string,
+): Promise<{ name: string; ref: string; hash: string; manifest: string }> {
+  const indexPath = join(layout, "index.json");
+  const index = JSON.parse(await Deno.readTextFile(indexPath)) as {
+    manifests: {
+      mediaType: string;
+      digest: string;
+      size: number;
+      annotations?: Record<string, string>;
+    }[];
+  };
+  const box = index.manifests.find((m) =>
+    m.annotations?.["io.containerd.image.name"] === "dtk.test/box:1"
+  )!;
+  const absent = `sha256:${hex(new TextEncoder().encode("an arm64 manifest nobody fetched"))}`;
+  const body = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    manifests: [
+      {
+        mediaType: OCI_MANIFEST,
+        digest: box.digest,
+        size: box.size,
+        platform: { os: "linux", architecture: "amd64" },
+      },
+      {
+        mediaType: OCI_MANIFEST,
+        digest: absent,
+        size: 500,
+        platform: { os: "linux", architecture: "arm64" },
+      },
+    ],
+  }));
+  const h = hex(body);
+  await Deno.writeFile(join(layout, "blobs", "sha256", h), body);
+  index.manifests.push({
+    mediaType: "application/vnd.oci.image.index.v1+json",
+    digest: `sha256:${h}`,
+    size: body.length,
+    annotations: { "io.containerd.image.name": "dtk.test/multi:1" },
+  });
+  await Deno.writeTextFile(indexPath, JSON.stringify(index));
+  return {
+    name: lockName("dtk.test/multi:1"),
+    ref: "dtk.test/multi:1",
+    hash: `sha256:${h}`,
+    manifest: box.digest,
+  };
+}

@@ -8,7 +8,7 @@ import { defaultConfig } from "../../lib/config/mod.ts";
 import { NODE_PATHS, renderRegistryHosts } from "../../lib/render/mod.ts";
 import { type Lockfile, openStore } from "../../store/mod.ts";
 import { canRunContainerd, LocalRemote, startContainerd } from "./_containerd.ts";
-import { imageArtifacts, seedStore, testLayout } from "./_images.ts";
+import { addMultiArchIndex, imageArtifacts, seedStore, testLayout } from "./_images.ts";
 
 const ignore = !canRunContainerd();
 
@@ -141,6 +141,73 @@ Deno.test({
       await images.close();
       await f.ctr.stop();
       await Deno.remove(f.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "node images: a multi-arch index with only the cluster's arch stored imports and pulls",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "dtk-ctr-index-" });
+    const ctr = await startContainerd(join(dir, "containerd"));
+    const remote = new LocalRemote("node1", { CONTAINERD_SNAPSHOTTER: "native" });
+    const storeDir = join(dir, "store");
+    const layout = await testLayout(dir);
+    const multi = await addMultiArchIndex(layout);
+    await seedStore(storeDir, layout);
+    const lock = {
+      version: 1,
+      artifacts: {
+        [multi.name]: {
+          kind: "image",
+          ref: multi.ref,
+          hash: multi.hash,
+          manifest: multi.manifest,
+          arch: "amd64",
+          version: "1",
+          size: null,
+          source: "registry",
+          urls: [],
+        },
+      },
+    } as unknown as Lockfile;
+    const images = new ClusterImages({
+      lock,
+      store: openStore(storeDir),
+      driver: { hostEndpoint: () => Promise.resolve({ listen: "127.0.0.1", reach: "127.0.0.1" }) },
+      offline: true,
+      arch: "amd64",
+      port: 0,
+      socket: ctr.socket,
+    });
+    const ls = async () =>
+      parseImageList((await remote.exec(`ctr -a ${ctr.socket} -n k8s.io images ls`)).stdout);
+    try {
+      // Over ssh: the archive holds the index and the amd64 manifest only.
+      await images.importArchive(remote, (await images.index()).images);
+      let listed = await ls();
+      assert.equal(listed.find((i) => i.ref === multi.ref)?.digest, multi.hash);
+      await remote.exec(
+        `ctr -a ${ctr.socket} -n k8s.io images rm ${multi.ref} dtk.test/multi@${multi.hash}`,
+      );
+      // Through the registry, by tag, for linux/amd64.
+      const input = (await images.registry())!;
+      const hostsDir = join(dir, "certs.d");
+      for (const file of renderRegistryHosts(defaultConfig(), input)) {
+        const path = join(hostsDir, file.path.slice(NODE_PATHS.containerdCertsDir.length));
+        await Deno.mkdir(join(path, ".."), { recursive: true });
+        await Deno.writeTextFile(path, file.content);
+      }
+      await remote.exec(
+        `ctr -a ${ctr.socket} -n k8s.io images pull --hosts-dir ${hostsDir} --platform linux/amd64 ${multi.ref}`,
+      );
+      listed = await ls();
+      assert.equal(listed.find((i) => i.ref === multi.ref)?.digest, multi.hash);
+    } finally {
+      await images.close();
+      await ctr.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
