@@ -142,6 +142,8 @@ export interface PullOptions extends RegistryClientOptions {
   /** False: mirrors only (`dtk store import`). Default true. */
   registry?: boolean;
   log?: (message: string) => void;
+  /** Called for the index and manifest once each is stored (or found present). */
+  onManifest?: (event: { hex: string; size: number; fetched: boolean }) => void;
 }
 
 /**
@@ -166,7 +168,15 @@ export async function pullImageManifests(
     mediaType: string | undefined,
   ): Promise<{ image: ParsedImage; bytes: Uint8Array; store: () => Promise<void> }> => {
     const have = await readImageObject(store, digestHex, label, mediaType);
-    if (have !== undefined) return { ...have, store: () => Promise.resolve() };
+    if (have !== undefined) {
+      return {
+        ...have,
+        store: () => {
+          options.onManifest?.({ hex: digestHex, size: have.bytes.length, fetched: false });
+          return Promise.resolve();
+        },
+      };
+    }
     let bytes: Uint8Array | undefined;
     let served = mediaType;
     let from = "";
@@ -212,14 +222,16 @@ export async function pullImageManifests(
     return {
       image,
       bytes,
-      store: () =>
-        putImageObject(store, body, {
+      store: async () => {
+        await putImageObject(store, body, {
           hex: digestHex,
           name,
           version: artifact.version,
           mediaType: image.mediaType,
           from,
-        }),
+        });
+        options.onManifest?.({ hex: digestHex, size: body.length, fetched: true });
+      },
     };
   };
   const top = await get(hex, `${what}@${artifact.hash}`, undefined);

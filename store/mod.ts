@@ -285,6 +285,7 @@ async function imageTargets(
   lock: Lockfile,
   options: EnsureOptions,
   errors: unknown[],
+  results: EnsureResult[],
 ): Promise<FetchTarget[]> {
   const queue = Object.entries(lock.artifacts).filter(([, a]) => isImageArtifact(a));
   const out: FetchTarget[] = [];
@@ -301,6 +302,17 @@ async function imageTargets(
             timeoutMs: options.stallTimeoutMs,
             attempts: options.attempts,
             backoffMs: options.backoffMs,
+            onManifest: (m) => {
+              const result: EnsureResult = {
+                name,
+                hex: m.hex,
+                status: m.fetched ? "fetched" : "present",
+                transferred: m.fetched ? m.size : 0,
+                size: m.size,
+              };
+              results.push(result);
+              options.onResult?.(result);
+            },
           }),
         );
       } catch (error) {
@@ -324,11 +336,11 @@ export async function ensureLock(lock: Lockfile, options: EnsureOptions): Promis
   await store.init();
   if (options.lockPath !== undefined) await store.addRoot(options.lockPath);
   const errors: unknown[] = [];
-  const targets = [...lockTargets(lock), ...await imageTargets(lock, options, errors)];
+  const results: EnsureResult[] = [];
+  const targets = [...lockTargets(lock), ...await imageTargets(lock, options, errors, results)];
   const byHash = new Map<string, FetchTarget[]>();
   for (const t of targets) byHash.set(t.hex, [...(byHash.get(t.hex) ?? []), t]);
   const queue = [...byHash.values()];
-  const results: EnsureResult[] = [];
   const worker = async () => {
     for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
       const [first, ...others] = group;

@@ -309,7 +309,9 @@ export function registerStoreCommands(program: Command, ctx: CliContext): void {
         ));
       }
       ctx.out.success(
-        `${names.length} artifacts ready: ${summary.fetched} fetched, ${summary.present} already present, ` +
+        // An image is many objects (index, manifest, config, layers): counts are of objects then.
+        `${names.length} artifacts ready${images ? ` (${summary.results.length} objects)` : ""}: ` +
+          `${summary.fetched} fetched, ${summary.present} already present, ` +
           `${formatBytes(summary.bytes)} in ${formatDuration(summary.elapsedMs)}${
             summary.fetched ? rate : ""
           }`,

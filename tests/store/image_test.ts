@@ -74,7 +74,7 @@ Deno.test("lock + fetch: tag → index digest and arch manifest behind a bearer 
     assert.ok(registry.log.some((r) => r.path === "/token"), "a token was asked for");
     assert.deepEqual(await missingArtifacts(store, lock), [name]);
     const summary = await ensureLock(lock, { store, ...fast });
-    assert.equal(summary.fetched, 6);
+    assert.equal(summary.fetched, 8, "index, manifest, config and 5 layers");
     const closure = await imageClosure(store, { name, ...entry, ref });
     assert.deepEqual(closure.map((b) => b.digest), [built.top, built.amd64, ...built.blobs]);
     assert.equal(closure[0]!.mediaType, OCI_INDEX);
