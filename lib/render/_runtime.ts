@@ -30,11 +30,16 @@ export function renderModulesLoad(): string {
   return ["# Managed by dtk.", ...KERNEL_MODULES, ""].join("\n");
 }
 
+/**
+ * containerd's own unit (containerd.service of the 2.1 releases): after dbus, which runc's
+ * systemd cgroup driver talks to, and no `LimitNOFILE` (removed upstream: containers inherit the
+ * limit, and systemd's default 1024:524288 is the one software expects).
+ */
 export function renderContainerdUnit(overrides: RenderOverrides = {}): string {
   return renderUnit({
     description: "containerd container runtime",
     documentation: "https://containerd.io",
-    after: ["network.target", "local-fs.target"],
+    after: ["network.target", "dbus.service"],
     pre: ["ExecStartPre=-/sbin/modprobe overlay", "Type=notify"],
     exec: ["/bin/containerd", `--config=${NODE_PATHS.containerdConfig}`],
     post: [
@@ -44,7 +49,6 @@ export function renderContainerdUnit(overrides: RenderOverrides = {}): string {
       "RestartSec=5",
       "LimitNPROC=infinity",
       "LimitCORE=infinity",
-      "LimitNOFILE=1048576",
       "TasksMax=infinity",
       ...(overrides.noOomScoreAdjust ? [] : ["OOMScoreAdjust=-999"]),
     ],
