@@ -195,7 +195,7 @@ async function resolveOne(spec: ArtifactSpec, options: ResolveOptions): Promise<
     options.store,
     spec.name,
     [...mirrors, ...sources],
-    options.download,
+    { ...options.download, kind: spec.kind },
   );
   options.warn?.(
     `${spec.name}: no pinned or published checksum; trusting the download from ${got.from} (${

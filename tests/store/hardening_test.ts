@@ -783,3 +783,24 @@ Deno.test("DTK_MAX_DOWNLOAD_BYTES bounds callers that pass no limits (as cluster
     }
   });
 });
+
+Deno.test("a computed-hash download (dtk lock, no checksum) is bounded too, and leaves no temp file", async () => {
+  await withEnv(async ({ server, store }) => {
+    const { fetchUnknown } = await import("../../store/mod.ts");
+    const body = fixture(50_000, 21);
+    server.routes.set("/nolength", { body, truncateTo: body.length });
+    server.routes.set("/announced", { body });
+    for (const path of ["/nolength", "/announced"]) {
+      await assert.rejects(
+        () =>
+          fetchUnknown(store, "thing", [`${server.url}${path}`], {
+            ...fast,
+            kind: "manifest",
+            maxBytes: 10_000,
+          }),
+        /more than the 9\.8 KiB a manifest of unknown size may take/,
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(join(store.dir, "tmp"))], []);
+  });
+});
