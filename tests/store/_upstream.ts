@@ -89,10 +89,16 @@ export async function skopeo(
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
-/** Pushes `oci:<layout>:<name>` to `docker://<host>/<ref>` over plain HTTP. */
-export async function push(layout: string, name: string, target: string): Promise<void> {
+/** Pushes `oci:<layout>:<name>` to `docker://<host>/<ref>` over plain HTTP (`all`: an index whole). */
+export async function push(
+  layout: string,
+  name: string,
+  target: string,
+  options: { all?: boolean } = {},
+): Promise<void> {
   const r = await skopeo([
     "copy",
+    ...(options.all ? ["--all"] : []),
     "--dest-tls-verify=false",
     // The digests the test built are the ones it checks: no recompression on the way.
     "--preserve-digests",

@@ -6,6 +6,7 @@
  * transport and containerd's `ctr images import`. Every digest must equal the upstream's.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { lockedImages, RegistryIndex, startRegistry } from "../../lib/registry/mod.ts";
 import {
@@ -15,6 +16,8 @@ import {
   imageClosure,
   type Lockfile,
   ObjectStore,
+  OCI_INDEX,
+  OCI_MANIFEST,
   resolveImages,
 } from "../../store/mod.ts";
 import { writeTestImages } from "../harness/images.ts";
@@ -95,6 +98,49 @@ async function ctrImport(
   }
 }
 
+/**
+ * Adds `multi` to the layout: an index of the box image (linux/amd64) and an arm64 variant of it
+ * (its own config), as a multi-arch image is. Returns the amd64 manifest's digest.
+ */
+async function addMultiArch(layout: string): Promise<string> {
+  const indexPath = join(layout, "index.json");
+  const index = JSON.parse(await Deno.readTextFile(indexPath));
+  const box = index.manifests.find((m: { annotations?: Record<string, string> }) =>
+    m.annotations?.["org.opencontainers.image.ref.name"] === "1"
+  );
+  const blob = (digest: string) => join(layout, "blobs", "sha256", digest.slice(7));
+  const put = async (value: unknown) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    const hex = createHash("sha256").update(bytes).digest("hex");
+    await Deno.writeFile(join(layout, "blobs", "sha256", hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const manifest = JSON.parse(await Deno.readTextFile(blob(box.digest)));
+  const config = JSON.parse(await Deno.readTextFile(blob(manifest.config.digest)));
+  const armConfig = await put({ ...config, architecture: "arm64" });
+  const armManifest = await put({ ...manifest, config: { ...manifest.config, ...armConfig } });
+  const list = await put({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [
+      { mediaType: OCI_MANIFEST, ...armManifest, platform: { os: "linux", architecture: "arm64" } },
+      {
+        mediaType: OCI_MANIFEST,
+        digest: box.digest,
+        size: box.size,
+        platform: { os: "linux", architecture: "amd64" },
+      },
+    ],
+  });
+  index.manifests.push({
+    mediaType: OCI_INDEX,
+    ...list,
+    annotations: { "org.opencontainers.image.ref.name": "multi" },
+  });
+  await Deno.writeTextFile(indexPath, JSON.stringify(index));
+  return box.digest;
+}
+
 async function inspect(target: string, tls = true): Promise<{ Digest: string }> {
   // --no-tags: dtk's registry serves manifests and blobs, not the tag list skopeo would add.
   const flags = [...(tls ? [] : ["--tls-verify=false"]), "--no-tags"];
@@ -118,9 +164,11 @@ Deno.test({
       await Deno.mkdir(layout);
       const untar = await new Deno.Command("tar", { args: ["-xf", tar, "-C", layout] }).output();
       assert.equal(untar.code, 0);
-      const refs = [`${up.host}/pause:3.10`, `${up.host}/team/box:1`];
+      const amd64 = await addMultiArch(layout);
+      const refs = [`${up.host}/pause:3.10`, `${up.host}/team/box:1`, `${up.host}/multi:2`];
       await push(layout, "3.10", refs[0]!);
       await push(layout, "1", refs[1]!);
+      await push(layout, "multi", refs[2]!, { all: true });
       const upstream = await Promise.all(
         refs.map((r) => inspect(`docker://${r}`, false).then((i) => i.Digest)),
       );
@@ -134,6 +182,10 @@ Deno.test({
         assert.equal(entry.source, "registry");
         assert.ok((entry.size ?? 0) > 100_000, "manifest + config + the busybox layer");
       }
+      // The index's entry is what the lock pins; its amd64 manifest is the one fetched.
+      const multi = lock.artifacts[imageArtifactName(refs[2]!)]!;
+      assert.equal(multi.manifest, amd64);
+      assert.notEqual(multi.hash, amd64);
       const store = new ObjectStore(join(dir, "store"));
       const summary = await ensureLock(lock, { store, jobs: 4 });
       assert.ok(summary.fetched >= 3, `fetched ${summary.fetched}`);
@@ -163,6 +215,20 @@ Deno.test({
         assert.equal(copy.code, 0, copy.stderr);
         const copied = JSON.parse(await Deno.readTextFile(join(out, "index.json")));
         assert.equal(copied.manifests[0].digest, upstream[1]);
+        // From the index: skopeo picks linux/amd64, which is the locked manifest.
+        const picked = await skopeo([
+          "copy",
+          "--src-tls-verify=false",
+          "--preserve-digests",
+          `docker://${server.address}/multi:2`,
+          `oci:${out}:multi`,
+        ]);
+        assert.equal(picked.code, 0, picked.stderr);
+        const both = JSON.parse(await Deno.readTextFile(join(out, "index.json")));
+        assert.ok(
+          both.manifests.some((m: { digest: string }) => m.digest === amd64),
+          JSON.stringify(both),
+        );
       } finally {
         await server.shutdown();
       }
