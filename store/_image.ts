@@ -104,7 +104,11 @@ export function parseImageJson(
     throw invalid(what, "not a JSON object");
   }
   const own = typeof data.mediaType === "string" ? data.mediaType : undefined;
-  const given = mediaType?.split(";")[0]?.trim() || undefined;
+  // Some registries answer a generic type for a manifest whose body names its own: no information.
+  const served = mediaType?.split(";")[0]?.trim().toLowerCase() || undefined;
+  const given = served === "application/json" || served === "application/octet-stream"
+    ? undefined
+    : served;
   if (given !== undefined && own !== undefined && given !== own) {
     throw invalid(what, `served as ${q(given)} but its body says ${q(own)}`);
   }

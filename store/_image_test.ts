@@ -105,6 +105,11 @@ Deno.test("parseImageJson: refuses wrong media types, charts, schema 1, junk", (
   const ok = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: cfg, layers: [layer] };
   assert.equal(parseImageJson(enc(ok), "x").kind, "manifest");
   assert.throws(() => parseImageJson(enc(ok), "x", OCI_INDEX), /served as .* body says/);
+  assert.equal(parseImageJson(enc(ok), "x", "application/json; charset=utf-8").kind, "manifest");
+  assert.throws(
+    () => parseImageJson(enc({ ...ok, mediaType: undefined }), "x", "text/html"),
+    /wrong media type "text\/html"/,
+  );
   assert.throws(
     () => parseImageJson(enc({ ...ok, mediaType: "text/html" }), "x"),
     /wrong media type/,
