@@ -134,7 +134,13 @@ pinned on the nodes at the end, so the cluster runs without dtk.`,
       ctx.out.info("Checking the host …");
       if (config.virt !== "test-nspawn") {
         const { preflight, preflightError } = await import("../doctor/mod.ts");
-        const failures = await preflight(config, { runner: ctx.runner, env: ctx.env });
+        // A registry port that is taken stops the create here, before anything is touched.
+        const { registryInput } = await import("./doctor.ts");
+        const failures = await preflight(config, {
+          runner: ctx.runner,
+          env: ctx.env,
+          registry: await registryInput(config, ctx),
+        });
         if (failures.length > 0) throw preflightError(failures);
       }
       const problems = await driver.preflight(

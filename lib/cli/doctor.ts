@@ -17,7 +17,7 @@ export interface DoctorCommandOptions {
 }
 
 /** Where `cluster create` would serve the lock's images, as the driver says. */
-async function registryInput(config: Config, ctx: CliContext): Promise<RegistryDoctorInput> {
+export async function registryInput(config: Config, ctx: CliContext): Promise<RegistryDoctorInput> {
   const { DEFAULT_REGISTRY_PORT, lockedImages } = await import("../registry/mod.ts");
   const { readLock } = await import("../../store/mod.ts");
   const lock = await readLock(lockPath(config)).catch(() => undefined);

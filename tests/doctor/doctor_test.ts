@@ -762,6 +762,15 @@ Deno.test("doctor: the registry port, free, taken (blocking only with images loc
       assert.equal(check.found, `in use on 127.0.0.1:${port}`);
       assert.match(check.fix ?? "", new RegExp(`ss -ltnp 'sport = :${port}'`));
       assert.equal(blockingFailures(needed.checks).length, 1);
+      // cluster create's preflight stops on it before touching anything.
+      const stops = await preflight(host.config(), {
+        runner: new RecordingRunner(),
+        root: host.root,
+        env: host.env(),
+        registry: { endpoint: LOOPBACK, port, needed: true },
+      });
+      assert.deepEqual(stops.map((c) => c.id), ["registry-port"]);
+      assert.match(preflightError(stops).message, /dtk registry port/);
       const idle = await doctor(host, host.config(), {
         registry: { endpoint: LOOPBACK, port, needed: false },
       });
