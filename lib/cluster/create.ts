@@ -811,6 +811,19 @@ export class ClusterCreate {
       }
       throw error;
     });
+    // The service-account controller makes `default/default` a few seconds after the
+    // controller-manager starts; until then the apiserver refuses every Pod of the namespace,
+    // so a user's first `kubectl run` right after create would fail (minikube waits the same).
+    await poll(async () => {
+      const r = await kube.request("GET", "/api/v1/namespaces/default/serviceaccounts/default");
+      return r.status === 200 ? true : undefined;
+    }, {
+      timeoutMs: this.#t.nodesReady,
+      intervalMs: 1000,
+      what: 'the "default" ServiceAccount of namespace "default"',
+      hint: "See: dtk ssh <controller> journalctl -u kube-controller-manager",
+      signal,
+    });
   }
 
   async #labels(): Promise<void> {

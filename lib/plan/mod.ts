@@ -215,7 +215,7 @@ export function buildPlan(config: Config, options: PlanOptions): Plan {
     id: "gates/nodes-ready",
     kind: "nodes-ready",
     phase: "gates",
-    title: "Every node Ready",
+    title: "Every node Ready, the default ServiceAccount made",
     needs: [...kubelets, kcm, scheduler, rbac],
   });
   let previous = add({
