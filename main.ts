@@ -72,7 +72,12 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       ctx.out.data(JSON.stringify({ valid: false, issues: failure.issues }, null, 2));
     }
     const { text, exitCode } = renderError(failure, ctx.out);
-    ctx.out.error(text);
+    try {
+      ctx.out.error(text);
+    } catch (writeError) {
+      // `dtk doctor 2>&1 | head`: the error cannot be shown, but the exit code still tells.
+      if (!(writeError instanceof Deno.errors.BrokenPipe)) throw writeError;
+    }
     return exitCode;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

@@ -101,3 +101,21 @@ Deno.test("main: completion scripts for bash, zsh and fish", async () => {
   const bad = await dtk(["completion", "tcsh"]);
   assert.equal(bad.code, 2);
 });
+
+Deno.test("main: a reader gone before the error is printed keeps the command's exit code", async () => {
+  // `dtk doctor 2>&1 | head`: the error goes to a closed pipe; the exit code must still be the
+  // command's own, not a crash's.
+  await withBrokenConfigDir(async (dir) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "config", "check"],
+      cwd: dir,
+      env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    const { code } = await child.status;
+    assert.equal(code, 2);
+  });
+});
