@@ -13,7 +13,10 @@ import { DEFAULT_FACTS, defaultTestConfig, OTHER_FACTS, otherTestConfig } from "
 interface Record_ {
   comment: string;
   UNVERIFIED: Record<string, string>;
-  charts: Record<string, { chart: string; source: string; keys: Record<string, string> }>;
+  charts: Record<
+    string,
+    { chart: string; source: string; keys: Record<string, string>; ready?: Record<string, string> }
+  >;
 }
 
 const RECORD: Record_ = JSON.parse(
@@ -87,3 +90,27 @@ for (const name of ADDONS.keys()) {
     },
   });
 }
+
+Deno.test("readiness checks name a resource the chart creates with dtk's values, where recorded", () => {
+  let checked = 0;
+  for (const name of ADDONS.keys()) {
+    const ready = RECORD.charts[name]?.ready;
+    if (ready === undefined) continue;
+    const r = renderAddon(name, renderInput(defaultTestConfig("/x"), DEFAULT_FACTS, name), {
+      kubeconfig: "/k",
+      chartPath: "/c",
+      helmTimeoutMs: 1,
+    });
+    const named = r.ready.filter((c) => c.kind === "rollout").map((c) =>
+      "resource" in c ? `${c.resource}/${c.name}` : ""
+    );
+    assert.ok(named.length > 0, name);
+    for (const n of named) {
+      assert.ok(ready[n] !== undefined, `${name}: ${n} is not what the chart creates`);
+      checked++;
+    }
+    // The namespace is the release's: the chart creates it there.
+    for (const c of r.ready) if ("namespace" in c) assert.equal(c.namespace, r.namespace, name);
+  }
+  assert.equal(checked, 8);
+});
