@@ -9,7 +9,7 @@
  * are read from the chart's templates at the same tag (fullname helpers, `kind` switches).
  */
 import assert from "node:assert/strict";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import {
   type AddonName,
   ADDONS,
@@ -69,9 +69,9 @@ export const SKIPPED: Partial<Record<AddonName, string>> = {
   cilium:
     "cilium/cilium holds the chart (install/kubernetes/cilium) and its snapshot is ~755 MB, over what can be fetched here",
   openebs:
-    "the openebs/dynamic-localpv-provisioner snapshot at hand ends at chart 4.0.0 (no 4.4.0 tag or branch)",
+    "the openebs/dynamic-localpv-provisioner snapshot at hand ends at chart 4.0.0 (no 4.4.0 tag or branch); by hand, 4.0.0's values.yaml has both keys dtk sets",
   "kubernetes-dashboard":
-    "the kubernetes/dashboard snapshot at hand ends at chart 7.13.0 (no 7.14.0 tag or branch)",
+    "the kubernetes/dashboard snapshot at hand ends at chart 7.13.0 (no 7.14.0 tag or branch); by hand, 7.13.0's values.yaml has every key dtk sets",
 };
 
 export const CHARTS: Partial<Record<AddonName, ChartCheck>> = {
@@ -249,6 +249,31 @@ export function unknownKeys(
     .map((p) => p.join("."));
 }
 
+/**
+ * Keys where the chart's default is a list or a map and dtk sets something else (a scalar
+ * default is recorded as null, as is an unset one, so scalars are not compared).
+ */
+export function shapeMismatches(values: Values, trees: Record<string, Values>): string[] {
+  const shape = (v: unknown) =>
+    Array.isArray(v) ? "list" : v !== null && typeof v === "object" ? "map" : "scalar";
+  const out: string[] = [];
+  const walk = (v: Values, tree: unknown, path: string[]) => {
+    if (tree === null || typeof tree !== "object" || Array.isArray(tree)) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (!Object.hasOwn(tree, k)) continue;
+      const t = (tree as Values)[k];
+      if (t !== null && shape(t) !== shape(x)) out.push([...path, k].join("."));
+      if (shape(x) === "map") walk(x as Values, t, [...path, k]);
+    }
+  };
+  walk(values, trees[""], []);
+  for (const [mount, tree] of Object.entries(trees)) {
+    const sub = values[mount];
+    if (mount !== "" && shape(sub) === "map") walk(sub as Values, tree, [mount]);
+  }
+  return out;
+}
+
 /** Readiness checks that name no workload (or no Deployment, for "deployments") of the chart. */
 export function unmatchedChecks(checks: ReadyCheck[], workloads: Workload[]): ReadyCheck[] {
   return checks.filter((c) => {
@@ -260,8 +285,18 @@ export function unmatchedChecks(checks: ReadyCheck[], workloads: Workload[]): Re
     if (c.kind === "deployments") {
       return !workloads.some((w) => w.resource === "deployment" && w.namespace === c.namespace);
     }
-    return false; // "condition" waits on an object dtk applies itself: see the test below
+    return false; // "condition" waits on an object dtk applies itself: see appliedObjects
   });
+}
+
+/** `kind/name/namespace` (kind lower-cased, as kubectl takes it) of every object dtk applies. */
+export function appliedObjects(actions: readonly { kind: string; stdin?: string }[]): string[] {
+  return actions.flatMap((a) =>
+    a.kind !== "kubectl" || a.stdin === undefined ? [] : parseAllDocuments(a.stdin).map((d) => {
+      const o = d.toJSON() as { kind?: string; metadata?: { name?: string; namespace?: string } };
+      return `${o.kind?.toLowerCase()}/${o.metadata?.name}/${o.metadata?.namespace ?? ""}`;
+    })
+  );
 }
 
 const RENDERS = [
@@ -309,10 +344,17 @@ for (const name of ADDONS.keys()) {
       }
       for (const r of renders(name)) {
         assert.deepEqual(unknownKeys(r.values, trees, check!.exceptions), [], "not in the chart");
+        assert.deepEqual(shapeMismatches(r.values, trees), [], "list or map in the chart");
         const workloads = check!.workloads(r.values, def.release, def.namespace);
         const checks = r.ready;
         assert.ok(checks.length > 0, "no readiness check");
         assert.deepEqual(unmatchedChecks(checks, workloads), [], "names nothing the chart makes");
+        // A condition wait is on an object dtk applies after helm, never on a guessed name.
+        const applied = appliedObjects(r.after);
+        for (const c of checks) {
+          if (c.kind !== "condition") continue;
+          assert.ok(applied.includes(`${c.resource}/${c.name}/${c.namespace ?? ""}`), c.name);
+        }
       }
       // Every exception is still used: a stale one would silently accept a key's twin.
       const used = new Set(
@@ -383,4 +425,18 @@ Deno.test("a key removed from a recorded tree is reported; a wrong workload is r
   };
   const vc = CHARTS.vcluster!.workloads(off, "vcluster", "vcluster");
   assert.deepEqual(unmatchedChecks(renders("vcluster")[0]!.ready, vc).length, 1);
+  // A condition wait is checked against what dtk applies: the Certificate is, a guess is not.
+  const applied = appliedObjects(renders("cert-manager")[0]!.after);
+  assert.ok(applied.includes("certificate/dtk-selfsigned-ca/cert-manager"), applied.join(" "));
+  assert.ok(!applied.includes("certificate/dtk-selfsigned-ca/"));
+  assert.ok(
+    renders("cert-manager")[0]!.ready.some((c) => c.kind === "condition"),
+    "cert-manager waits on a condition",
+  );
+  // A list where the chart has a list; a string there is reported.
+  const vcTree = { "": await readTree("vcluster-0.30.4") };
+  const vcValues = renders("vcluster")[0]!.values;
+  assert.deepEqual(shapeMismatches(vcValues, vcTree), []);
+  const bad = { controlPlane: { proxy: { extraSANs: "10.0.0.1" } } };
+  assert.deepEqual(shapeMismatches(bad, vcTree), ["controlPlane.proxy.extraSANs"]);
 });
