@@ -5,7 +5,10 @@
  *
  *   deno run -A tests/addons/_chart_tree_gen.ts <addon> <version> <owner/repo> <tag> <chart dir> <git dir>
  *
- * `<git dir>` is a clone holding the tag; the file records the commit the tag points at.
+ * `<git dir>` is a clone holding the tag; the file records the commit the tag points at. When the
+ * chart ships a `values.schema.json` (which helm validates the merged values against), it is
+ * recorded too, as `<addon>-<version>.values.schema.json`, with the chart's own values.yaml as
+ * `<addon>-<version>.defaults.yaml` (the defaults helm merges dtk's values into).
  */
 import { parse, stringify } from "yaml";
 
@@ -38,5 +41,13 @@ if (import.meta.main) {
     "# Written by tests/addons/_chart_tree_gen.ts; read by tests/addons/chart_values_test.ts.",
   ].join("\n");
   const out = `${header}\n${stringify(tree(values), { lineWidth: 0 })}`;
-  await Deno.writeTextFile(`tests/testdata/charts/${addon}-${version}.values.yaml`, out);
+  const base = `tests/testdata/charts/${addon}-${version}`;
+  await Deno.writeTextFile(`${base}.values.yaml`, out);
+  const schema = await git(gitDir, "show", `${commit}:${dir}/values.schema.json`).catch(() => null);
+  if (schema !== null) {
+    await Deno.writeTextFile(`${base}.values.schema.json`, schema);
+    const defaults = await git(gitDir, "show", `${commit}:${dir}/values.yaml`);
+    const head = header.split("\n").slice(0, 3).join("\n").replace("Key tree of", "Copy of");
+    await Deno.writeTextFile(`${base}.defaults.yaml`, `${head}\n${defaults}`);
+  }
 }

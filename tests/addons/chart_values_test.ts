@@ -6,9 +6,14 @@
  * must be in that tree, or be a documented exception: a free-form map the chart passes through,
  * or a key its templates read though values.yaml leaves it out (each with where it is read). And
  * every readiness check must name a workload the chart creates with dtk's values: the names below
- * are read from the chart's templates at the same tag (fullname helpers, `kind` switches).
+ * are read from the chart's templates at the same tag (fullname helpers, `kind` switches). Where
+ * the chart ships a values.schema.json (nginx-gateway-fabric, cert-manager, external-dns,
+ * headlamp, vcluster), dtk's values merged over the chart's defaults must pass it, as helm
+ * checks at install.
  */
 import assert from "node:assert/strict";
+import { Ajv, type ValidateFunction } from "ajv";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse, parseAllDocuments } from "yaml";
 import {
   type AddonName,
@@ -299,6 +304,56 @@ export function appliedObjects(actions: readonly { kind: string; stdin?: string 
   );
 }
 
+/**
+ * Helm's merge of user values over chart defaults (chartutil.CoalesceValues): maps merge key by
+ * key, a null deletes the default, anything else replaces it.
+ */
+export function helmMerge(defaults: Values, over: Values): Values {
+  const out: Values = { ...defaults };
+  for (const [k, v] of Object.entries(over)) {
+    const d = out[k];
+    if (v === null) delete out[k];
+    else if (isMap(v) && isMap(d)) out[k] = helmMerge(d, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isMap(v: unknown): v is Values {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/**
+ * The chart's values.schema.json as helm applies it to the merged values, when the chart ships
+ * one (recorded beside its key tree). Formats are annotations only, as in helm's validator.
+ */
+async function schemaValidator(file: string): Promise<ValidateFunction | null> {
+  const url = new URL(`../testdata/charts/${file}.values.schema.json`, import.meta.url);
+  let schema: Record<string, unknown>;
+  try {
+    schema = JSON.parse(await Deno.readTextFile(url));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const options = { strict: false, validateFormats: false, allErrors: true };
+  const draft2020 = String(schema.$schema ?? "").includes("2020-12");
+  return (draft2020 ? new Ajv2020(options) : new Ajv(options)).compile(schema);
+}
+
+async function readDefaults(file: string): Promise<Values> {
+  const url = new URL(`../testdata/charts/${file}.defaults.yaml`, import.meta.url);
+  return parse(await Deno.readTextFile(url)) ?? {};
+}
+
+/** Schema errors of dtk's values merged over the chart's defaults, as `path: message`. */
+export function schemaErrors(validate: ValidateFunction, merged: Values): string[] {
+  if (validate(merged)) return [];
+  return (validate.errors ?? []).map((e) =>
+    `${e.instancePath || "/"}: ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ""}`
+  );
+}
+
 const RENDERS = [
   [defaultTestConfig("/x"), DEFAULT_FACTS],
   [otherTestConfig("/x"), OTHER_FACTS],
@@ -342,7 +397,16 @@ for (const name of ADDONS.keys()) {
         }
         trees[mount] = await readTree(file);
       }
+      const validate = await schemaValidator(check!.trees[""]!);
+      const defaults = validate ? await readDefaults(check!.trees[""]!) : {};
+      if (validate) {
+        assert.deepEqual(schemaErrors(validate, defaults), [], "the chart's own defaults");
+      }
       for (const r of renders(name)) {
+        if (validate) {
+          const errors = schemaErrors(validate, helmMerge(defaults, r.values));
+          assert.deepEqual(errors, [], "helm would refuse these values (values.schema.json)");
+        }
         assert.deepEqual(unknownKeys(r.values, trees, check!.exceptions), [], "not in the chart");
         assert.deepEqual(shapeMismatches(r.values, trees), [], "list or map in the chart");
         const workloads = check!.workloads(r.values, def.release, def.namespace);
@@ -439,4 +503,19 @@ Deno.test("a key removed from a recorded tree is reported; a wrong workload is r
   assert.deepEqual(shapeMismatches(vcValues, vcTree), []);
   const bad = { controlPlane: { proxy: { extraSANs: "10.0.0.1" } } };
   assert.deepEqual(shapeMismatches(bad, vcTree), ["controlPlane.proxy.extraSANs"]);
+  // The schema check bites: cert-manager's schema refuses keys it does not know, NGF's refuses
+  // a data-plane kind it does not support.
+  const cm = (await schemaValidator("cert-manager-v1.19.2"))!;
+  const cmDefaults = await readDefaults("cert-manager-v1.19.2");
+  assert.deepEqual(schemaErrors(cm, helmMerge(cmDefaults, { crds: { enabled: true } })), []);
+  assert.ok(schemaErrors(cm, helmMerge(cmDefaults, { crds: { enable: true } })).length > 0);
+  const ngf = (await schemaValidator("nginx-gateway-fabric-2.4.1"))!;
+  const ngfDefaults = await readDefaults("nginx-gateway-fabric-2.4.1");
+  assert.ok(
+    schemaErrors(ngf, helmMerge(ngfDefaults, { nginx: { kind: "statefulSet" } })).length > 0,
+  );
+  assert.deepEqual(helmMerge({ a: { b: 1, c: 2 }, d: [1] }, { a: { b: null, e: 3 }, d: [2] }), {
+    a: { c: 2, e: 3 },
+    d: [2],
+  });
 });
