@@ -294,6 +294,24 @@ export function unmatchedChecks(checks: ReadyCheck[], workloads: Workload[]): Re
   });
 }
 
+/**
+ * The workloads dtk's own kubectl actions patch by name (`[-n ns] patch <kind> <name>`), as
+ * `kind/name/namespace`: they must be ones the chart makes, or the patch fails after helm.
+ */
+export function patchedWorkloads(
+  actions: readonly { kind: string; args?: string[] }[],
+  namespace: string,
+): string[] {
+  return actions.flatMap((a) => {
+    const args = a.kind === "kubectl" ? a.args ?? [] : [];
+    const at = args.indexOf("patch");
+    const kind = args[at + 1];
+    if (at < 0 || !["deployment", "daemonset", "statefulset"].includes(kind ?? "")) return [];
+    const n = args.indexOf("-n");
+    return [`${kind}/${args[at + 2]}/${n >= 0 ? args[n + 1] : namespace}`];
+  });
+}
+
 /** `kind/name/namespace` (kind lower-cased, as kubectl takes it) of every object dtk applies. */
 export function appliedObjects(actions: readonly { kind: string; stdin?: string }[]): string[] {
   return actions.flatMap((a) =>
@@ -413,6 +431,8 @@ for (const name of ADDONS.keys()) {
         const checks = r.ready;
         assert.ok(checks.length > 0, "no readiness check");
         assert.deepEqual(unmatchedChecks(checks, workloads), [], "names nothing the chart makes");
+        const made = workloads.map((w) => `${w.resource}/${w.name}/${w.namespace}`);
+        for (const p of patchedWorkloads(r.after, def.namespace)) assert.ok(made.includes(p), p);
         // A condition wait is on an object dtk applies after helm, never on a guessed name.
         const applied = appliedObjects(r.after);
         for (const c of checks) {
@@ -518,4 +538,9 @@ Deno.test("a key removed from a recorded tree is reported; a wrong workload is r
     a: { c: 2, e: 3 },
     d: [2],
   });
+  // external-dns's sidecar removal patches the Deployment the chart makes.
+  const edns = renders("external-dns")[0]!;
+  assert.deepEqual(patchedWorkloads(edns.after, "external-dns"), [
+    "deployment/external-dns/external-dns",
+  ]);
 });
