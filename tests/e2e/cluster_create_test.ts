@@ -19,7 +19,6 @@ import {
   prepareArtifacts,
   startArtifactMirror,
   sweepStale,
-  waitFor,
   writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
@@ -247,20 +246,9 @@ Deno.test({
           containers: [{ name: "box", image: BOX_IMAGE, imagePullPolicy: "Never" }],
         },
       };
-      // The controller manager makes the namespace's default ServiceAccount a moment after it
-      // starts, and admission refuses pods until then: wait for it, bounded.
-      await waitFor("the default ServiceAccount of namespace default", async () => {
-        const sa = await kubectl([
-          "get",
-          "serviceaccount",
-          "default",
-          "-n",
-          "default",
-          "-o",
-          "name",
-        ]);
-        return sa.code === 0 ? sa : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      // cluster create waits for the default ServiceAccount (admission refuses pods without it).
+      const sa = await kubectl(["get", "serviceaccount", "default", "-n", "default", "-o", "name"]);
+      assert.equal(sa.code, 0, sa.stderr);
       const created = await kubectl(["apply", "-f", "-"], JSON.stringify(pod));
       assert.equal(created.code, 0, created.stderr);
       const waited = await kubectl([
