@@ -768,27 +768,6 @@ export class ClusterCreate {
           hint: `See: dtk ssh ${node} journalctl -u ${step.kind}`,
           signal: this.#o.signal,
         });
-        // Admission refuses every pod of a namespace until its "default" ServiceAccount exists,
-        // which the controller manager makes a moment after it leads: add-ons and the user's
-        // first pod would fail on that race.
-        if (step.kind === "kube-controller-manager") {
-          await poll(async () => {
-            const r = await kube.request(
-              "GET",
-              "/api/v1/namespaces/default/serviceaccounts/default",
-              {
-                timeoutMs: 10_000,
-              },
-            );
-            return r.status === 200 ? true : undefined;
-          }, {
-            timeoutMs: this.#t.lease,
-            intervalMs: 1000,
-            what: `the ServiceAccount "default" of namespace "default"`,
-            hint: `See: dtk ssh ${node} journalctl -u kube-controller-manager`,
-            signal: this.#o.signal,
-          });
-        }
         return;
       }
       default:
