@@ -14,30 +14,19 @@ import { LocalRunner } from "../../lib/exec/mod.ts";
 import {
   BOX_IMAGE,
   createNspawnDriver,
-  k8sStatus,
-  nodeSupport,
   prepareArtifacts,
   startArtifactMirror,
   sweepStale,
   writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
+import { clusterSkipReason, DTK_TEST_MAIN } from "./_skip.ts";
 import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
 import { SshRemote } from "../../lib/remote/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
-// The test entry: dtk with the test-only nspawn driver registered.
-const MAIN = new URL("../harness/dtk.ts", import.meta.url).pathname;
-const support = nodeSupport();
-const k8s = k8sStatus();
-const e2e = Deno.env.get("DTK_E2E") === "1";
-const skip = !e2e
-  ? "set DTK_E2E=1 (deno task e2e)"
-  : !support.ok
-  ? support.reason
-  : !k8s.ok
-  ? k8s.reason
-  : undefined;
+const MAIN = DTK_TEST_MAIN;
+const skip = clusterSkipReason();
 
 interface Run {
   code: number;

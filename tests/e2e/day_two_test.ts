@@ -15,28 +15,18 @@ import { parseConfig } from "../../lib/config/parse.ts";
 import { LocalRunner } from "../../lib/exec/mod.ts";
 import {
   createNspawnDriver,
-  k8sStatus,
-  nodeSupport,
   prepareArtifacts,
   startArtifactMirror,
   sweepStale,
   writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
+import { clusterSkipReason, DTK_TEST_MAIN } from "./_skip.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 import { SshRemote } from "../../lib/remote/mod.ts";
 
-const MAIN = new URL("../harness/dtk.ts", import.meta.url).pathname;
-const support = nodeSupport();
-const k8s = k8sStatus();
-const e2e = Deno.env.get("DTK_E2E") === "1";
-const skip = !e2e
-  ? "set DTK_E2E=1 (deno task e2e)"
-  : !support.ok
-  ? support.reason
-  : !k8s.ok
-  ? k8s.reason
-  : undefined;
+const MAIN = DTK_TEST_MAIN;
+const skip = clusterSkipReason();
 
 interface Run {
   code: number;
