@@ -35,7 +35,9 @@ import { flagArgs } from "../../lib/render/_text.ts";
 import { binaryCopies, type BinarySource } from "../../lib/cluster/_binaries.ts";
 import { pkiSourceFile } from "../../lib/cluster/_nodes.ts";
 import { ensurePki } from "../../lib/pki/mod.ts";
-import { artifactPath, ensureLock, openStore } from "../../store/mod.ts";
+import { artifactPath, ensureLock, type Lockfile, openStore } from "../../store/mod.ts";
+import { hostPort, lockIndex, startRegistry } from "../../lib/registry/mod.ts";
+import { imageArtifacts, seedStore, testLayout } from "../registry/_images.ts";
 import {
   BOX_IMAGE,
   k8sStatus,
@@ -199,6 +201,101 @@ modernTest(
         assert.match(dump, /conf_dir = ['"]\/etc\/cni\/net\.d['"]/);
         assert.match(dump, /restrict_oom_score_adj = false/);
       });
+
+      await t.step(
+        "containerd 2.1.9 pulls through dtk's registry with the hosts.toml dtk renders (offline)",
+        async () => {
+          // Before any import: only a pull through the registry can put the image on the node.
+          const layout = await testLayout(join(work, "oci"));
+          const imageStore = join(work, "image-store");
+          const seeded = await seedStore(imageStore, layout);
+          const box = seeded.find((i) => i.ref === "dtk.test/box:1")!;
+          const lock = {
+            ...ctx.lock,
+            artifacts: { ...ctx.lock.artifacts, ...imageArtifacts(seeded) },
+          } as Lockfile;
+          const store = openStore(imageStore);
+          const index = await lockIndex(lock, { store });
+          // Every manifest and blob the registry serves is read through objectPath.
+          const served: string[] = [];
+          const server = startRegistry(index, {
+            hostname: nodes.hostIp,
+            port: 0,
+            objectPath: (hex) => {
+              served.push(hex);
+              return store.objectPath(hex);
+            },
+          });
+          try {
+            const imageRegistry = {
+              endpoint: `http://${hostPort(nodes.hostIp, server.port)}`,
+              registries: index.registries(),
+              offline: true,
+            };
+            const step = renderStep("containerd", {
+              ...renderInput(ctx.config, rnodes, node.name),
+              imageRegistry,
+            });
+            const hosts = step.files.filter((f) =>
+              f.path.startsWith(`${NODE_PATHS.containerdCertsDir}/`)
+            );
+            const boxHosts = hosts.find((f) =>
+              f.path === `${NODE_PATHS.containerdCertsDir}/dtk.test/hosts.toml`
+            );
+            assert.ok(boxHosts, hosts.map((f) => f.path).join(", "));
+            assert.match(
+              boxHosts.content,
+              new RegExp(`^server = "${imageRegistry.endpoint}"$`, "m"),
+            );
+            const ref = `${box.ref}@${box.hash}`;
+            // `dtk.test` resolves nowhere: without dtk's hosts.toml the pull has nowhere to go.
+            const bare = await node.run(`ctr -n k8s.io image pull ${ref}`, {
+              check: false,
+              timeoutMs: 60_000,
+            });
+            assert.notEqual(bare.code, 0, `pulled without hosts.toml:\n${bare.stdout}`);
+            assert.equal(served.length, 0, "nothing reached the registry without hosts.toml");
+
+            for (const n of nodes.nodes) {
+              await applyStep(
+                n,
+                { ...step, files: hosts, dirs: [], binaries: [], activate: [] },
+                ctx.source,
+              );
+            }
+            // The transfer service (ctr 2.1's default): the daemon resolves through config_path.
+            const pulled = await node.run(`ctr -n k8s.io image pull ${ref}`, {
+              check: false,
+              timeoutMs: 120_000,
+            });
+            assert.equal(pulled.code, 0, `${pulled.stdout}\n${pulled.stderr}`);
+            const listed = await node.run(`ctr -n k8s.io images ls`);
+            const line = listed.stdout.split("\n").find((l) => l.startsWith(`${ref} `));
+            assert.ok(line, listed.stdout);
+            assert.ok(line.includes(box.hash), line);
+            assert.ok(served.includes(box.hash.slice(7)), "the manifest came from dtk's registry");
+            const viaTransfer = served.length;
+            console.error(
+              `[modern] transfer-service pull of ${ref}: ${viaTransfer} object(s) served`,
+            );
+
+            // The client-side (non-transfer) path on the other node: ctr --local resolves in
+            // the client, from --hosts-dir, with containerd 2.1.9's resolver.
+            const other = nodes.at(1);
+            const local = await other.run(
+              `ctr -n k8s.io image pull --local --hosts-dir ${NODE_PATHS.containerdCertsDir} ${ref}`,
+              { check: false, timeoutMs: 120_000 },
+            );
+            assert.equal(local.code, 0, `${local.stdout}\n${local.stderr}`);
+            const otherListed = await other.run(`ctr -n k8s.io images ls`);
+            const otherLine = otherListed.stdout.split("\n").find((l) => l.startsWith(`${ref} `));
+            assert.ok(otherLine?.includes(box.hash), otherListed.stdout);
+            assert.ok(served.length > viaTransfer, "the --local pull reached dtk's registry");
+          } finally {
+            await server.shutdown(1000);
+          }
+        },
+      );
 
       // No registry here: the harness's busybox image, imported.
       const images = join(work, "images.tar");
