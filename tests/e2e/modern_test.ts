@@ -248,8 +248,10 @@ modernTest(
               new RegExp(`^server = "${imageRegistry.endpoint}"$`, "m"),
             );
             const ref = `${box.ref}@${box.hash}`;
+            const transferPull =
+              `ctr -n k8s.io image pull --hosts-dir ${NODE_PATHS.containerdCertsDir}`;
             // `dtk.test` resolves nowhere: without dtk's hosts.toml the pull has nowhere to go.
-            const bare = await node.run(`ctr -n k8s.io image pull ${ref}`, {
+            const bare = await node.run(`${transferPull} ${ref}`, {
               check: false,
               timeoutMs: 60_000,
             });
@@ -263,8 +265,11 @@ modernTest(
                 ctx.source,
               );
             }
-            // The transfer service (ctr 2.1's default): the daemon resolves through config_path.
-            const pulled = await node.run(`ctr -n k8s.io image pull ${ref}`, {
+            // The transfer service (ctr 2.1's default path): the daemon resolves with the host
+            // folder the request names, as the CRI names its registry.config_path in its
+            // transfer pulls. ctr names none unless told: without --hosts-dir containerd 2.1.9
+            // went to https://dtk.test even with the transfer plugin's own config_path set.
+            const pulled = await node.run(`${transferPull} ${ref}`, {
               check: false,
               timeoutMs: 120_000,
             });
