@@ -122,6 +122,20 @@ async function applyStep(node: Node, step: StepFiles, source: BinarySource): Pro
   for (const command of step.activate) await node.run(command, { timeoutMs: 30_000 });
 }
 
+/** A `runtime.v1.PullImageRequest` naming only `image.image` (protobuf, field 1 in field 1). */
+function pullImageRequest(ref: string): Uint8Array {
+  const text = new TextEncoder().encode(ref);
+  // Single-byte lengths keep the encoding this simple.
+  assert.ok(text.length + 2 < 128, ref);
+  return Uint8Array.from([0x0a, text.length + 2, 0x0a, text.length, ...text]);
+}
+
+/** A gRPC message frame: uncompressed, 4-byte big-endian length. */
+function grpcFrame(message: Uint8Array): Uint8Array {
+  const n = message.length;
+  return Uint8Array.from([0, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff, ...message]);
+}
+
 function renderInput(config: RenderInput["config"], nodes: RenderNode[], node: string) {
   return { config, nodes, node, overrides: { noOomScoreAdjust: true } } satisfies RenderInput;
 }
@@ -197,6 +211,8 @@ modernTest(
         assert.match(dump, /SystemdCgroup = true/);
         assert.match(dump, /sandbox = ['"]registry\.k8s\.io\/pause:3\.10['"]/);
         assert.match(dump, /config_path = ['"]\/etc\/containerd\/certs\.d['"]/);
+        // The CRI pulls through the transfer service (the pull step below relies on it).
+        assert.match(dump, /use_local_image_pull = false/);
         assert.match(dump, /bin_dirs = \[['"]\/opt\/cni\/bin['"]\]/);
         assert.match(dump, /conf_dir = ['"]\/etc\/cni\/net\.d['"]/);
         assert.match(dump, /restrict_oom_score_adj = false/);
@@ -296,6 +312,38 @@ modernTest(
             const otherLine = otherListed.stdout.split("\n").find((l) => l.startsWith(`${ref} `));
             assert.ok(otherLine?.includes(box.hash), otherListed.stdout);
             assert.ok(served.length > viaTransfer, "the --local pull reached dtk's registry");
+
+            // The kubelet's path: a CRI PullImage (2.1 hands it to the transfer service with the
+            // CRI's registry.config_path as host folder). No crictl in the modern set: curl
+            // speaks the gRPC call over HTTP/2 on the node's socket. The pause image, which no
+            // pull above touched, from registry.k8s.io, which the node cannot reach.
+            const pause = seeded.find((i) => i.ref === "registry.k8s.io/pause:3.10")!;
+            const pauseRef = `registry.k8s.io/pause@${pause.hash}`;
+            const before = served.length;
+            const cri = await other.run(
+              `base64 -d >/tmp/pull.req && curl -sS --http2-prior-knowledge --max-time 60 ` +
+                `--unix-socket ${NODE_PATHS.containerdSocket} -H 'content-type: application/grpc' ` +
+                `-H 'te: trailers' --data-binary @/tmp/pull.req -D /tmp/pull.head -o /tmp/pull.resp ` +
+                `http://localhost/runtime.v1.ImageService/PullImage; cat /tmp/pull.head; ` +
+                `echo body=$(base64 -w0 /tmp/pull.resp)`,
+              { stdin: btoa(String.fromCharCode(...grpcFrame(pullImageRequest(pauseRef)))) },
+            );
+            assert.match(cri.stdout, /^grpc-status: 0\s*$/m, cri.stdout);
+            const body = Uint8Array.from(
+              atob(cri.stdout.match(/^body=(\S*)$/m)?.[1] ?? ""),
+              (c) => c.charCodeAt(0),
+            );
+            const imageRef = new TextDecoder().decode(body.subarray(7));
+            assert.match(imageRef, /^sha256:[0-9a-f]{64}$/, "PullImageResponse.image_ref");
+            const criListed = await other.run(`ctr -n k8s.io images ls`);
+            const criLine = criListed.stdout.split("\n").find((l) => l.startsWith(`${pauseRef} `));
+            assert.ok(criLine?.includes(pause.hash), criListed.stdout);
+            assert.ok(served.includes(pause.hash.slice(7)), "the CRI pull reached dtk's registry");
+            console.error(
+              `[modern] CRI PullImage ${pauseRef}: image ${imageRef}, ${
+                served.length - before
+              } object(s) served`,
+            );
           } finally {
             await server.shutdown(1000);
           }
