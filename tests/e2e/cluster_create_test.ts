@@ -20,9 +20,13 @@ import {
   writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
-import { clusterSkipReason, DTK_TEST_MAIN } from "./_skip.ts";
+import {
+  clusterSkipReason,
+  DTK_TEST_MAIN,
+  execOnNode,
+  NSPAWN_RENDER_OVERRIDES,
+} from "./_cluster.ts";
 import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
-import { SshRemote } from "../../lib/remote/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
 const MAIN = DTK_TEST_MAIN;
@@ -99,12 +103,7 @@ Deno.test({
       "owner-pid": Deno.pid,
       "containers": true,
       // Nodes are containers: no cgroup delegation, no negative OOM scores (testing.md).
-      "renderOverrides": {
-        cgroupDriver: "cgroupfs",
-        restrictOomScoreAdj: true,
-        noOomScoreAdjust: true,
-        kubelet: { cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false },
-      },
+      "renderOverrides": NSPAWN_RENDER_OVERRIDES,
       "timeouts": { nodesReady: 240_000 },
     },
   };
@@ -124,23 +123,8 @@ Deno.test({
   const create = ["cluster", "create", "--config", configPath, "--frozen", "--jobs", "4"];
   const generated = join(dir, "generated", cluster);
   const kubeconfig = join(generated, "kubeconfig", "admin.kubeconfig");
-  /** Runs a command on a node the way dtk reaches it: its state, key and pinned host key. */
-  const onNode = async (node: string, command: string) => {
-    const a = (await StateStore.open(join(generated, "state.json"), cluster)).node(node)!;
-    const remote = new SshRemote({
-      node,
-      host: a.ssh.host,
-      port: a.ssh.port,
-      identityFile: join(generated, "ssh", "id_ed25519"),
-      knownHostsFile: join(generated, "ssh", "known_hosts"),
-      controlDir: join(generated, "ssh"),
-    });
-    try {
-      return await remote.exec(command, { timeoutMs: 30_000 });
-    } finally {
-      await remote.close();
-    }
-  };
+  const onNode = (node: string, command: string) =>
+    execOnNode(generated, node, { cluster: cluster, command, timeoutMs: 30_000 });
 
   try {
     await t.step("Ctrl-C in the middle stops cleanly (exit 130)", async () => {

@@ -14,8 +14,6 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { parseConfig } from "../../lib/config/parse.ts";
 import { LocalRunner } from "../../lib/exec/mod.ts";
-import { SshRemote } from "../../lib/remote/mod.ts";
-import { StateStore } from "../../lib/pipeline/mod.ts";
 import {
   createNspawnDriver,
   prepareArtifacts,
@@ -23,7 +21,13 @@ import {
   sweepStale,
   writeTestLock,
 } from "../harness/mod.ts";
-import { clusterSkipReason, DTK_TEST_MAIN } from "./_skip.ts";
+import {
+  clusterSkipReason,
+  DTK_TEST_MAIN,
+  execOnNode,
+  nodeRemote,
+  NSPAWN_RENDER_OVERRIDES,
+} from "./_cluster.ts";
 import { imageArtifacts, seedStore, testLayout } from "../registry/_images.ts";
 
 const MAIN = DTK_TEST_MAIN;
@@ -129,12 +133,7 @@ Deno.test({
         "state-dir": join(dir, "nodes"),
         "owner-pid": Deno.pid,
         "containers": true,
-        "renderOverrides": {
-          cgroupDriver: "cgroupfs",
-          restrictOomScoreAdj: true,
-          noOomScoreAdjust: true,
-          kubelet: { cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false },
-        },
+        "renderOverrides": NSPAWN_RENDER_OVERRIDES,
         "timeouts": { nodesReady: 240_000 },
       },
     }),
@@ -146,22 +145,8 @@ Deno.test({
   const kubeconfig = join(generated, "kubeconfig", "admin.kubeconfig");
   const kubectl = (args: string[], stdin?: string) =>
     run(["kubectl", "--kubeconfig", kubeconfig, ...args], { stdin });
-  const onNode = async (node: string, command: string) => {
-    const a = (await StateStore.open(join(generated, "state.json"), cluster)).node(node)!;
-    const remote = new SshRemote({
-      node,
-      host: a.ssh.host,
-      port: a.ssh.port,
-      identityFile: join(generated, "ssh", "id_ed25519"),
-      knownHostsFile: join(generated, "ssh", "known_hosts"),
-      controlDir: join(generated, "ssh"),
-    });
-    try {
-      return await remote.exec(command, { timeoutMs: 60_000 });
-    } finally {
-      await remote.close();
-    }
-  };
+  const onNode = (node: string, command: string) =>
+    execOnNode(generated, node, { cluster: cluster, command, timeoutMs: 60_000 });
   const ctr = "ctr -n k8s.io -a /run/containerd/containerd.sock";
 
   try {
@@ -267,15 +252,7 @@ Deno.test({
         const clean = await dtk(["verify", "--config", configPath]);
         assert.equal(clean.code, 0, clean.stdout.slice(-3000) + clean.stderr.slice(-2000));
         const tar = await unlockedImageTar(layout, dir);
-        const a = (await StateStore.open(join(generated, "state.json"), cluster)).node("vm1")!;
-        const remote = new SshRemote({
-          node: "vm1",
-          host: a.ssh.host,
-          port: a.ssh.port,
-          identityFile: join(generated, "ssh", "id_ed25519"),
-          knownHostsFile: join(generated, "ssh", "known_hosts"),
-          controlDir: join(generated, "ssh"),
-        });
+        const remote = await nodeRemote(generated, "vm1", { cluster });
         try {
           const file = await Deno.open(tar);
           await remote.pipe(`${ctr} images import -`, file.readable, { timeoutMs: 120_000 });

@@ -21,9 +21,12 @@ import {
   writeTestImages,
   writeTestLock,
 } from "../harness/mod.ts";
-import { clusterSkipReason, DTK_TEST_MAIN } from "./_skip.ts";
-import { StateStore } from "../../lib/pipeline/mod.ts";
-import { SshRemote } from "../../lib/remote/mod.ts";
+import {
+  clusterSkipReason,
+  DTK_TEST_MAIN,
+  execOnNode,
+  NSPAWN_RENDER_OVERRIDES,
+} from "./_cluster.ts";
 
 const MAIN = DTK_TEST_MAIN;
 const skip = clusterSkipReason();
@@ -127,12 +130,7 @@ Deno.test({
         "state-dir": join(dir, "nodes", which),
         "owner-pid": Deno.pid,
         "containers": true,
-        "renderOverrides": {
-          cgroupDriver: "cgroupfs",
-          restrictOomScoreAdj: true,
-          noOomScoreAdjust: true,
-          kubelet: { cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false },
-        },
+        "renderOverrides": NSPAWN_RENDER_OVERRIDES,
         "timeouts": { nodesReady: 240_000 },
         ...extra,
       },
@@ -144,23 +142,12 @@ Deno.test({
     dtk(["cluster", "create", "-c", path[which], "--frozen", "--jobs", "4"], { env, cwd: dir });
   const generated = (which: "a" | "b") => join(dir, "generated", clusters[which].name);
   const keep = Deno.env.get("DTK_E2E_KEEP_OUTPUT");
-  const onNode = async (which: "a" | "b", node: string, command: string) => {
-    const g = generated(which);
-    const a = (await StateStore.open(join(g, "state.json"), clusters[which].name)).node(node)!;
-    const remote = new SshRemote({
-      node,
-      host: a.ssh.host,
-      port: a.ssh.port,
-      identityFile: join(g, "ssh", "id_ed25519"),
-      knownHostsFile: join(g, "ssh", "known_hosts"),
-      controlDir: join(g, "ssh"),
+  const onNode = (which: "a" | "b", node: string, command: string) =>
+    execOnNode(generated(which), node, {
+      cluster: clusters[which].name,
+      command,
+      timeoutMs: 60_000,
     });
-    try {
-      return await remote.exec(command, { timeoutMs: 60_000 });
-    } finally {
-      await remote.close();
-    }
-  };
 
   try {
     await t.step(
