@@ -422,7 +422,7 @@ function pathToFileUrl(path: string): string {
 }
 
 /** The most bytes a download of `target` may take. */
-function byteLimit(target: FetchTarget, options: DownloadOptions): number {
+function byteLimit(target: Pick<FetchTarget, "size" | "kind">, options: DownloadOptions): number {
   if (target.size !== null) return target.size;
   if (options.maxBytes !== undefined && options.maxBytes > 0) return options.maxBytes;
   return MAX_BYTES_BY_KIND[target.kind ?? ""] ?? MAX_BYTES_DEFAULT;
@@ -1129,9 +1129,7 @@ async function streamToTemp(
       throw new SourceError((error as Error).message, { retryable: error instanceof OciHttpError });
     }
   }
-  const limit = options.maxBytes !== undefined && options.maxBytes > 0
-    ? options.maxBytes
-    : MAX_BYTES_BY_KIND[options.kind ?? ""] ?? MAX_BYTES_DEFAULT;
+  const limit = byteLimit({ size: null, kind: options.kind }, options);
   const checkLimit = (n: number) => {
     if (n > limit) throw tooBig(options.kind, limit, "the download is");
   };
