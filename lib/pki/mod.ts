@@ -56,3 +56,4 @@ export {
   type SshKeyPair,
 } from "./_ssh.ts";
 export { firstHostIp } from "./_ip.ts";
+export { decodeBase64, encodeBase64 } from "./_base64.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { decodeBase64, encodeBase64 } from "../pki/mod.ts";
 
 const PRIVATE_KEY_BLOCK =
   /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
@@ -44,7 +45,7 @@ export class Redactor {
     for (const value of [secret, secret.trim()]) {
       if (value.trim().length < MIN_SECRET) continue;
       this.#secrets.add(value.trim());
-      this.#secrets.add(encodeBase64(value));
+      this.#secrets.add(base64Of(value));
     }
     this.#pattern = undefined;
   }
@@ -72,15 +73,15 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
-function encodeBase64(text: string): string {
-  let binary = "";
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
+/** The text's UTF-8 bytes in base64. */
+function base64Of(text: string): string {
+  return encodeBase64(new TextEncoder().encode(text));
 }
 
-function decodeBase64(text: string): string | undefined {
+/** The UTF-8 text a base64 value holds; undefined when it is not base64. */
+function textOfBase64(text: string): string | undefined {
   try {
-    return new TextDecoder().decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
+    return new TextDecoder().decode(decodeBase64(text));
   } catch {
     return undefined;
   }
@@ -100,7 +101,7 @@ export function secretValues(text: string): string[] {
   for (const m of text.matchAll(PRIVATE_KEY_BLOCK)) addKey(m[0]);
   for (const m of text.matchAll(/client-key-data:\s*(\S+)/g)) {
     values.push(m[1]!);
-    const pem = decodeBase64(m[1]!);
+    const pem = textOfBase64(m[1]!);
     if (pem !== undefined) addKey(pem);
   }
   for (const m of text.matchAll(/^\s*(?:token|secret):\s*["']?([^\s"']+)/gm)) values.push(m[1]!);
