@@ -355,15 +355,7 @@ async function download(
   const failures: Failure[] = [];
   const attempts = options.attempts ?? 3;
   const backoff = options.backoffMs ?? 500;
-  for (const source of sources) {
-    const problem = fileUrlProblem(source);
-    if (problem !== undefined) {
-      throw new DtkError(`Cannot fetch ${q(target.name)}: ${problem}`, {
-        exitCode: ExitCode.usage,
-        hint: "Write a local file as file:///path/to/file (three slashes), or use a plain path",
-      });
-    }
-  }
+  refuseRemoteFileUrls(sources, `Cannot fetch ${q(target.name)}`);
   await checkFreeSpace(store, target);
   for (const source of sources) {
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -416,6 +408,19 @@ async function download(
 }
 
 const redact = redactUrl;
+
+/** A `file://host/…` source names another machine: the user's mistake, refused before any try. */
+function refuseRemoteFileUrls(sources: readonly string[], what: string): void {
+  for (const source of sources) {
+    const problem = fileUrlProblem(source);
+    if (problem !== undefined) {
+      throw new DtkError(`${what}: ${problem}`, {
+        exitCode: ExitCode.usage,
+        hint: "Write a local file as file:///path/to/file (three slashes), or use a plain path",
+      });
+    }
+  }
+}
 
 function pathToFileUrl(path: string): string {
   return pathToFileURL(resolvePath(path)).href;
@@ -979,15 +984,7 @@ export async function fetchUnknown(
 ): Promise<{ hex: string; size: number; from: string }> {
   const options = withEnvLimits(given);
   await store.init();
-  for (const source of sources) {
-    const problem = fileUrlProblem(source);
-    if (problem !== undefined) {
-      throw new DtkError(`Cannot download ${q(name)}: ${problem}`, {
-        exitCode: ExitCode.usage,
-        hint: "Write a local file as file:///path/to/file (three slashes), or use a plain path",
-      });
-    }
-  }
+  refuseRemoteFileUrls(sources, `Cannot download ${q(name)}`);
   const failures: Failure[] = [];
   const attempts = options.attempts ?? 3;
   for (const source of sources) {
