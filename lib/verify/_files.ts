@@ -51,8 +51,14 @@ export async function verifyFiles(
       continue;
     }
     const entry = { name, ref: artifact.ref, hash: artifact.hash, manifest: artifact.manifest };
-    const complete = await imageClosure(options.store, entry).then(() => true, () => false);
-    const present = await walkImage(options.store, entry, { partial: true }).catch(() => []);
+    // One walk when the image is whole; only an incomplete one is walked again for what is there.
+    const { present, complete } = await imageClosure(options.store, entry).then(
+      (blobs) => ({ present: blobs, complete: true }),
+      async () => ({
+        present: await walkImage(options.store, entry, { partial: true }).catch(() => []),
+        complete: false,
+      }),
+    );
     const hexes = [top, ...present.map((b) => b.digest.slice(7)).filter((h) => h !== top)];
     blobsOf.set(name, { hexes, complete });
   }
