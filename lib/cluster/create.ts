@@ -64,7 +64,7 @@ import { binaryCopies } from "./_binaries.ts";
 import { addonNodeStepRunner, Nodes, pkiSourceFile } from "./_nodes.ts";
 import { ClusterImages } from "./_images.ts";
 import { requiredImages } from "../addons/mod.ts";
-import { type IndexedImage, lockedImages, parseImageReference } from "../registry/mod.ts";
+import { lockedImages, parseImageReference } from "../registry/mod.ts";
 import type { ImageRegistryInput } from "../render/mod.ts";
 import { CGROUP_PROBE, checkCgroupVersion } from "./_prep.ts";
 
@@ -842,10 +842,9 @@ export class ClusterCreate {
    */
   async #pinImages(): Promise<void> {
     if (!this.#locked.enabled) return;
-    const key = (ref: string) => {
-      const r = parseImageReference(ref);
-      return `${r.registry}/${r.repository}:${r.tag ?? ""}`;
-    };
+    const refKey = (r: { registry: string; repository: string; tag?: string }) =>
+      `${r.registry}/${r.repository}:${r.tag ?? ""}`;
+    const key = (ref: string) => refKey(parseImageReference(ref));
     let controllerOnly = new Set<string>();
     try {
       const needs = requiredImages(this.config, { skipUnlisted: true });
@@ -861,12 +860,10 @@ export class ClusterCreate {
       this.#o.out.debug(`  every locked image goes to every node: ${(error as Error).message}`);
     }
     const controller = this.#nodes.controller;
-    const imageKey = (i: IndexedImage) =>
-      `${i.ref.registry}/${i.ref.repository}:${i.ref.tag ?? ""}`;
     await Promise.all(this.#nodes.names.map(async (node) => {
       const result = await this.#locked.pin(
         this.#nodes.remote(node),
-        (image) => node === controller || !controllerOnly.has(imageKey(image)),
+        (image) => node === controller || !controllerOnly.has(refKey(image.ref)),
       );
       this.#o.out.info(
         `  ${node}: ${result.pinned.length} image record(s) pinned${
