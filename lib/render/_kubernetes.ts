@@ -99,6 +99,7 @@ export function renderKubeProxyConfig(
   node: RenderNode,
   overrides: RenderOverrides = {},
 ): string {
+  const features = kubeFeatures(config.versions.kubernetes);
   return yamlDoc({
     apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
     kind: "KubeProxyConfiguration",
@@ -108,6 +109,8 @@ export function renderKubeProxyConfig(
     hostnameOverride: node.name,
     metricsBindAddress: "0.0.0.0:10249",
     mode: "iptables",
+    // The node IP the kubelet registers (--node-ip), which is where dtk's NodePorts are reached.
+    ...(features.kubeProxyPrimaryNodePorts ? { nodePortAddresses: ["primary"] } : {}),
     ...overrides.kubeProxy,
   });
 }

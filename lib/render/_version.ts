@@ -38,7 +38,12 @@ export interface KubeFeatures {
   insecurePortFlag: boolean;
   /** The runtime endpoint is a KubeletConfiguration field (1.27+), else kubelet flags. */
   runtimeEndpointInConfig: boolean;
-  /** `--container-runtime=remote` still exists (removed in 1.27). */
+  /**
+   * `--container-runtime=remote` is needed: before 1.24 the default is `docker`. From 1.24 the
+   * default is `remote` and the flag only logs "Flag --container-runtime has been deprecated,
+   * will be removed in 1.27 as the only valid value is 'remote'" (kubernetes release-1.24
+   * pkg/kubelet/config/flags.go, MarkDeprecated); 1.27 removed it.
+   */
   containerRuntimeFlag: boolean;
   /** `kubescheduler.config.k8s.io/<this>`. */
   schedulerConfigApi: string;
@@ -47,6 +52,16 @@ export interface KubeFeatures {
    * defaults to true from 1.35 (kubelet config v1beta1 defaults.go), false before.
    */
   refusesCgroupV1: boolean;
+  /**
+   * kube-proxy serves NodePorts on the node's primary IPs only (`nodePortAddresses: [primary]`).
+   * From 1.31 an unset list makes kube-proxy log, at error level, "Kube-proxy configuration may
+   * be incomplete or incorrect ... nodePortAddresses is unset; NodePort connections will be
+   * accepted on all local IPs. Consider using `--nodeport-addresses primary`" (kubernetes
+   * pkg/proxy/README.md "As of 1.31, kube-proxy now warns"; cmd/kube-proxy/app/server.go), and
+   * the iptables mode also sets route_localnet=1 for NodePorts on 127.0.0.1. `primary` is what
+   * the nftables mode defaults to; older kube-proxies may not know the keyword.
+   */
+  kubeProxyPrimaryNodePorts: boolean;
 }
 
 export function kubeFeatures(version: string): KubeFeatures {
@@ -63,9 +78,10 @@ export function kubeFeatures(version: string): KubeFeatures {
     version: v,
     insecurePortFlag: m < 20,
     runtimeEndpointInConfig: m >= 27,
-    containerRuntimeFlag: m < 27,
+    containerRuntimeFlag: m < 24,
     schedulerConfigApi: m >= 25 ? "v1" : m >= 23 ? "v1beta3" : m === 22 ? "v1beta2" : "v1beta1",
     refusesCgroupV1: m >= 35,
+    kubeProxyPrimaryNodePorts: m >= 31,
   };
 }
 

@@ -255,6 +255,38 @@ Deno.test("render: flags and config APIs follow the Kubernetes minor version", (
   );
 });
 
+Deno.test("render: --container-runtime=remote only where its default is docker (before 1.24)", () => {
+  const kubelet = (kubernetes: string) =>
+    file(
+      variant({ versions: { kubernetes } }),
+      "vm1",
+      "/etc/systemd/system/kubelet.service",
+    );
+  match(kubelet("v1.23.17"), / --container-runtime=remote /);
+  // 1.24–1.26 default to remote and log a deprecation warning for the flag; 1.27 removed it.
+  for (const version of ["v1.24.0", "v1.26.15", "v1.27.0", "v1.35.0"]) {
+    ok(!kubelet(version).includes("--container-runtime="), version);
+  }
+  // The endpoint stays a flag until the config field exists (1.27).
+  match(kubelet("v1.24.0"), /--container-runtime-endpoint=unix:/);
+  ok(!kubelet("v1.27.0").includes("--container-runtime-endpoint"));
+});
+
+Deno.test("render: kube-proxy serves NodePorts on the primary node IP from 1.31", () => {
+  const proxyConfig = (kubernetes: string) =>
+    parseAllDocuments(
+      file(
+        variant({ k8s: { kubeProxy: true }, versions: { kubernetes } }),
+        "vm2",
+        NODE_PATHS.kubeProxyConfig,
+      ),
+    )[0]!.toJS();
+  deepStrictEqual(proxyConfig("v1.35.0").nodePortAddresses, ["primary"]);
+  deepStrictEqual(proxyConfig("v1.31.0").nodePortAddresses, ["primary"]);
+  equal(proxyConfig("v1.30.14").nodePortAddresses, undefined);
+  equal(proxyConfig("v1.20.2").nodePortAddresses, undefined);
+});
+
 Deno.test("render: static-pod mode covers exactly the chosen components", () => {
   const config = CASES["v1.20-static-subset"]!;
   const steps = renderNode(input(config, "vm1"));
