@@ -66,7 +66,7 @@ import { ClusterImages } from "./_images.ts";
 import { requiredImages } from "../addons/mod.ts";
 import { lockedImages, parseImageReference } from "../registry/mod.ts";
 import type { ImageRegistryInput } from "../render/mod.ts";
-import { CGROUP_PROBE, checkCgroupVersion } from "./_prep.ts";
+import { PREP_COMMANDS, prepProbe, runPrep } from "./_prep.ts";
 
 /** Every bounded wait of a create, in milliseconds. */
 export interface CreateTimeouts {
@@ -140,14 +140,6 @@ const RENDER_STEPS: Partial<Record<Step["kind"], StepName[]>> = {
   "kube-controller-manager": ["kube-controller-manager"],
   "kube-scheduler": ["kube-scheduler"],
 };
-
-/** The commands of node prep that are not files: swap off for good, firewalld off. */
-const PREP_COMMANDS = [
-  "swapoff -a",
-  // Comment out swap lines so that a reboot keeps swap off (the original tested the host's swap).
-  "if [ -f /etc/fstab ]; then sed -i -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# \\1  # disabled by dtk/' /etc/fstab; fi",
-  "if command -v systemctl >/dev/null && systemctl list-unit-files firewalld.service >/dev/null 2>&1; then systemctl disable --now firewalld >/dev/null 2>&1 || true; fi",
-];
 
 /** Runs `cluster create`. The caller has checked the host (doctor's preflight). */
 export class ClusterCreate {
@@ -532,7 +524,10 @@ export class ClusterCreate {
           })),
           binaries: binaries.map((b) => [b.dest, b.mode, b.sha256]),
           images: images.map((i) => [i.name, i.sha256]),
-          extra: step.kind === "prep" ? PREP_COMMANDS : [],
+          // The probe names the resolv.conf it checks: another k8s.resolv-conf checks again.
+          extra: step.kind === "prep"
+            ? [prepProbe(this.config.k8s.resolvConf), ...PREP_COMMANDS]
+            : [],
           address: this.#state.node(node),
         });
         return { steps, pki, digest };
@@ -543,14 +538,10 @@ export class ClusterCreate {
         const { steps, pki } = await prepare();
         const remote = this.#nodes.remote(node);
         if (step.kind === "prep") {
-          const { stdout } = await remote.exec(CGROUP_PROBE, {
-            timeoutMs: 30_000,
-            what: `the cgroup version of ${q(node)}`,
+          await runPrep(remote, {
+            kubernetes: this.config.versions.kubernetes,
+            resolvConf: this.config.k8s.resolvConf,
           });
-          checkCgroupVersion(node, stdout, { kubernetes: this.config.versions.kubernetes });
-          for (const command of PREP_COMMANDS) {
-            await remote.exec(command, { timeoutMs: 60_000, what: `node prep on ${q(node)}` });
-          }
         }
         for (const s of steps) await this.#applyStep(node, s, pki);
         if (step.kind === "runtime") await this.#preloadImages(node);

@@ -104,6 +104,7 @@ export const BUILT_IN_CONFIG: { config: Omit<Config, "source">; warnings: Config
       },
       "auditPolicy": undefined,
       "runtimeConfig": undefined,
+      "resolvConf": "/etc/resolv.conf",
     },
     "versions": {
       "kubernetes": "v1.35.0",

@@ -165,6 +165,12 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         doc:
           "dtk: kube-apiserver `--runtime-config`, e.g. `resource.k8s.io/v1beta2=true`. Empty: not passed, so only the APIs upstream enables by default are served.",
       },
+      "resolv-conf": {
+        kind: "string",
+        default: "/etc/resolv.conf",
+        doc:
+          "dtk: kubelet `resolvConf`, an absolute path on the nodes: the name servers that Pods with `dnsPolicy: Default` (CoreDNS among them) get. `prep` stops when it is missing or lists only loopback servers (a local stub resolver); with systemd-resolved use `/run/systemd/resolve/resolv.conf`.",
+      },
     },
   },
   "versions": {

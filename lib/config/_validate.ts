@@ -154,6 +154,7 @@ export function validateSemantics(config: Config, r: Reporter): void {
   }
 
   validateApiserver(config, r);
+  validateKubelet(config, r);
 
   // Host networks that must not clash with the cluster's.
   const hostNets: { path: string; cidr: Cidr; what: string }[] = [];
@@ -294,6 +295,20 @@ export function validateSemantics(config: Config, r: Reporter): void {
 
   validateVms(config, clusterCidr, r);
   validateAddons(config, r);
+}
+
+function validateKubelet(config: Config, r: Reporter): void {
+  // The kubelet opens the path as it is: a relative one would be read from its working folder
+  // (`/` under systemd), not from where the user meant.
+  const resolv = config.k8s.resolvConf;
+  // A newline or other control character cannot be part of a path the user meant.
+  if (!resolv.startsWith("/") || [...resolv].some((c) => c.charCodeAt(0) < 0x20)) {
+    r.issue(
+      "k8s.resolv-conf",
+      `"k8s.resolv-conf" must be an absolute path on the nodes, found ${q(resolv)}`,
+      "e.g. /etc/resolv.conf, or /run/systemd/resolve/resolv.conf on guests with systemd-resolved",
+    );
+  }
 }
 
 function validateApiserver(config: Config, r: Reporter): void {

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "./_test_asserts.ts";
 import { ConfigError } from "../errors/mod.ts";
-import { defaultConfig } from "./mod.ts";
+import { defaultConfig, toYamlObject } from "./mod.ts";
 import { DEFAULT_CONFIG_TEXT, parseConfig } from "./parse.ts";
 import { documentedKeys } from "./_schema.ts";
 
@@ -398,6 +398,28 @@ const cases: { name: string; yaml: string; expected: Expected[] }[] = [
     ]],
   },
   {
+    name: "a relative resolv-conf",
+    yaml: "k8s:\n  cluster-domain: cluster.local\n  resolv-conf: resolv.conf\n",
+    expected: [[
+      3,
+      16,
+      "k8s.resolv-conf",
+      '"k8s.resolv-conf" must be an absolute path on the nodes, found "resolv.conf"',
+      "e.g. /etc/resolv.conf, or /run/systemd/resolve/resolv.conf on guests with systemd-resolved",
+    ]],
+  },
+  {
+    name: "an empty resolv-conf (the kubelet's way to turn host DNS off) is refused too",
+    yaml: 'k8s:\n  resolv-conf: ""\n',
+    expected: [[
+      2,
+      16,
+      "k8s.resolv-conf",
+      '"k8s.resolv-conf" must be an absolute path on the nodes, found ""',
+      "e.g. /etc/resolv.conf, or /run/systemd/resolve/resolv.conf on guests with systemd-resolved",
+    ]],
+  },
+  {
     name: "ssl-passthrough on the wrong add-on",
     yaml: "addons:\n- name: cilium\n  enabled: true\n  ssl-passthrough: true\n",
     expected: [[
@@ -726,6 +748,21 @@ Deno.test("config: vcluster after a storage add-on, a valid audit policy and run
   assert(config.k8s.auditPolicy?.includes("level: Metadata"));
   assertEquals(defaultConfig().k8s.auditPolicy, undefined);
   assertEquals(defaultConfig().k8s.runtimeConfig, undefined);
+});
+
+Deno.test("config: k8s.resolv-conf defaults to /etc/resolv.conf; an absolute path is kept and shown", () => {
+  assertEquals(defaultConfig().k8s.resolvConf, "/etc/resolv.conf");
+  assertEquals(
+    parseConfig("k8s:\n  resolv-conf:\n", opts).config.k8s.resolvConf,
+    "/etc/resolv.conf",
+  );
+  const { config } = parseConfig(
+    "k8s:\n  resolv-conf: /run/systemd/resolve/resolv.conf\n",
+    opts,
+  );
+  assertEquals(config.k8s.resolvConf, "/run/systemd/resolve/resolv.conf");
+  const shown = toYamlObject(config)["k8s"] as Record<string, unknown>;
+  assertEquals(shown["resolv-conf"], "/run/systemd/resolve/resolv.conf");
 });
 
 Deno.test("config: numeric versions keep their text", () => {

@@ -476,6 +476,7 @@ function toConfig(raw: Raw, source: ConfigSource, decoder: Decoder): Config {
       },
       auditPolicy: optStr(k8s, "audit-policy") === undefined ? undefined : str(k8s, "audit-policy"),
       runtimeConfig: optStr(k8s, "runtime-config"),
+      resolvConf: str(k8s, "resolv-conf"),
     },
     versions: {
       kubernetes: str(versions, "kubernetes"),

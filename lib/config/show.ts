@@ -30,6 +30,7 @@ export function toYamlObject(config: Config): Record<string, unknown> {
         "name": config.k8s.containerdMirror.name,
         "config": config.k8s.containerdMirror.config,
       },
+      "resolv-conf": config.k8s.resolvConf,
     },
     "versions": {
       "kubernetes": config.versions.kubernetes,

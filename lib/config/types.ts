@@ -61,6 +61,8 @@ export interface K8sConfig {
   auditPolicy: string | undefined;
   /** kube-apiserver `--runtime-config`; undefined = the flag is not passed (upstream defaults). */
   runtimeConfig: string | undefined;
+  /** kubelet `resolvConf`: the node's file whose name servers `dnsPolicy: Default` Pods get. */
+  resolvConf: string;
 }
 
 /** Versions of the core artifacts (the original's `artifacts` file pins these). */

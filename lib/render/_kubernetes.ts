@@ -59,7 +59,7 @@ export function renderKubeletConfig(
     // The field exists from 1.27 (the same release that moved the runtime endpoint here);
     // older kubelets know only the flag, whose default is true.
     ...(features.runtimeEndpointInConfig ? { registerNode: true } : {}),
-    resolvConf: "/etc/resolv.conf",
+    resolvConf: config.k8s.resolvConf,
     runtimeRequestTimeout: "15m",
     staticPodPath: P.staticPods,
     tlsCertFile: P.kubeletCert,

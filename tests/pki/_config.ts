@@ -39,6 +39,7 @@ export function testConfig(dir: string, options: TestConfigOptions = {}): Config
       containerdMirror: { enabled: false, name: "_default", config: "" },
       auditPolicy: undefined,
       runtimeConfig: undefined,
+      resolvConf: "/etc/resolv.conf",
     },
     versions: {
       kubernetes: "1.34.1",

@@ -434,3 +434,18 @@ Deno.test("render: --runtime-config only when k8s.runtime-config sets it", () =>
     / --runtime-config=resource\.k8s\.io\/v1beta2=true /,
   );
 });
+
+Deno.test("render: k8s.resolv-conf is the kubelet's resolvConf", () => {
+  const resolvConf = (config: Config) => {
+    const doc = parseAllDocuments(file(config, "vm2", NODE_PATHS.kubeletConfig))[0];
+    if (!doc || !("toJS" in doc)) throw new Error("no kubelet config");
+    return doc.toJS().resolvConf;
+  };
+  equal(resolvConf(BASE), "/etc/resolv.conf");
+  for (const versions of [{}, HARNESS_VERSIONS]) {
+    equal(
+      resolvConf(variant({ k8s: { resolvConf: "/run/systemd/resolve/resolv.conf" }, versions })),
+      "/run/systemd/resolve/resolv.conf",
+    );
+  }
+});
