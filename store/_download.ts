@@ -910,25 +910,68 @@ async function copyLocal(
   source: string,
   options: SourceOptions,
 ): Promise<number> {
-  const { file: input, info } = await openLocalSource(source, options.confine);
-  let output: Deno.FsFile | undefined;
   const temp = store.tempPath();
   let committed = false;
   try {
-    if (target.size !== null && info.size !== target.size) {
-      throw new SourceError(`wrong size: ${info.size} bytes, expected ${target.size}`, {
+    const { hex, size, written } = await copyToTemp(store, source, temp, {
+      confine: options.confine,
+      size: target.size,
+      limit: byteLimit(target, options),
+      kind: target.kind,
+      reserve: (size) => checkFreeSpace(store, target, size),
+      onProgress: (bytes, phase) =>
+        options.onProgress?.({ name: target.name, bytes, total: target.size, phase }),
+    });
+    if (hex !== target.hex) {
+      throw new SourceError(`wrong bytes: got ${formatHash(hex)} (${size} bytes)`, {
         wrongBytes: true,
       });
     }
-    const limit = byteLimit(target, options);
-    if (info.size > limit) throw tooBig(target.kind, limit, `the file has ${info.size} bytes,`);
-    await checkFreeSpace(store, target, info.size);
+    await store.commit(temp, target.hex, written);
+    committed = true;
+    return size;
+  } finally {
+    if (!committed) await Deno.remove(temp).catch(() => {});
+  }
+}
+
+/**
+ * Copies a local source into the new file `temp` through the hash and fsyncs it: the one copy
+ * loop for an object whose hash is pinned (`copyLocal`) and for one whose hash is to be learned
+ * (`streamToTemp`). A file of another size than a pinned `size`, or over `limit`, is refused
+ * before `temp` is made, and again if it grows while being read; `reserve` may refuse a file the
+ * store's disk cannot hold.
+ */
+async function copyToTemp(
+  store: ObjectStore,
+  source: string,
+  temp: string,
+  options: {
+    confine?: string;
+    size: number | null;
+    limit: number;
+    kind?: string;
+    reserve?: (size: number) => Promise<void>;
+    onProgress?: (bytes: number, phase: "start" | "data") => void;
+  },
+): Promise<{ hex: string; size: number; written: Deno.FileInfo }> {
+  const { limit, kind } = options;
+  const { file: input, info } = await openLocalSource(source, options.confine);
+  let output: Deno.FsFile | undefined;
+  try {
+    if (options.size !== null && info.size !== options.size) {
+      throw new SourceError(`wrong size: ${info.size} bytes, expected ${options.size}`, {
+        wrongBytes: true,
+      });
+    }
+    if (info.size > limit) throw tooBig(kind, limit, `the file has ${info.size} bytes,`);
+    await options.reserve?.(info.size);
     output = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 }).catch(
       (error) => {
         throw storeUnwritable(store.dir, error);
       },
     );
-    options.onProgress?.({ name: target.name, bytes: 0, total: target.size, phase: "start" });
+    options.onProgress?.(0, "start");
     const hash = createHash("sha256");
     let total = 0;
     await drain(new HashingWriter(output, hash), temp, {
@@ -936,39 +979,19 @@ async function copyLocal(
         pumpFile(input, sink, {
           onRead: (n) => {
             total += n;
-            if (total > limit) throw tooBig(target.kind, limit, "the file grew to");
-            options.onProgress?.({
-              name: target.name,
-              bytes: total,
-              total: target.size,
-              phase: "data",
-            });
+            if (total > limit) throw tooBig(kind, limit, "the file grew to");
+            options.onProgress?.(total, "data");
           },
         }),
       lost: (error) => `cannot read after ${total} bytes: ${errText(error)}`,
       retryable: false,
     });
-    const actual = hash.digest("hex");
-    if (actual !== target.hex) {
-      throw new SourceError(`wrong bytes: got ${formatHash(actual)} (${total} bytes)`, {
-        wrongBytes: true,
-      });
-    }
     await output.sync();
     const written = await output.stat();
-    output.close();
-    output = undefined;
-    await store.commit(temp, target.hex, written);
-    committed = true;
-    return total;
+    return { hex: hash.digest("hex"), size: total, written };
   } finally {
     input.close();
-    if (!committed) {
-      try {
-        output?.close();
-      } catch { /* closed */ }
-      await Deno.remove(temp).catch(() => {});
-    }
+    output?.close();
   }
 }
 
@@ -1127,9 +1150,9 @@ async function streamToTemp(
     }
   }
   const limit = byteLimit({ size: null, kind: options.kind }, options);
-  const checkLimit = (n: number) => {
-    if (n > limit) throw tooBig(options.kind, limit, "the download is");
-  };
+  if (!/^https?:\/\//.test(url)) {
+    return await copyToTemp(store, url, temp, { size: null, limit, kind: options.kind });
+  }
   const hash = createHash("sha256");
   const out = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 }).catch(
     (error) => {
@@ -1137,61 +1160,39 @@ async function streamToTemp(
     },
   );
   const sink = new HashingWriter(out, hash);
-  let size: number;
-  let written: Deno.FileInfo;
+  const controller = new AbortController();
+  const watch = progressWatch(options, () => controller.abort());
   try {
-    if (!/^https?:\/\//.test(url)) {
-      const { file: input, info } = await openLocalSource(url, undefined);
-      try {
-        checkLimit(info.size);
-        size = await drain(sink, temp, {
-          pump: (s) => pumpFile(input, s, { onRead: () => checkLimit(sink.bytes) }),
-          lost: (error) => `cannot read after ${sink.bytes} bytes: ${errText(error)}`,
-          retryable: false,
-        });
-      } finally {
-        input.close();
-      }
-    } else {
-      const controller = new AbortController();
-      const watch = progressWatch(options, () => controller.abort());
-      try {
-        const res = await fetch(url, { headers, signal: controller.signal }).catch((e) => {
-          throw new SourceError(`network error: ${watch.reason ?? errText(e)}`, {
-            retryable: true,
-          });
-        });
-        if (!res.ok) {
-          await res.body?.cancel();
-          throw new SourceError(`HTTP ${res.status}`, { retryable: true });
-        }
-        const length = res.headers.get("content-length");
-        if (length !== null && Number(length) > limit) {
-          await res.body?.cancel();
-          throw tooBig(options.kind, limit, `the server announces ${length} bytes,`);
-        }
-        size = await drain(sink, temp, {
-          pump: (s) =>
-            pumpBody(res.body!, s, {
-              onRead: (n) => {
-                watch.touch(n);
-                checkLimit(sink.bytes);
-              },
-            }),
-          lost: (error) =>
-            watch.reason !== undefined
-              ? `${watch.reason} after ${sink.bytes} bytes`
-              : `connection lost after ${sink.bytes} bytes: ${errText(error)}`,
-          retryable: true,
-        });
-      } finally {
-        watch.stop();
-      }
+    const res = await fetch(url, { headers, signal: controller.signal }).catch((e) => {
+      throw new SourceError(`network error: ${watch.reason ?? errText(e)}`, { retryable: true });
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new SourceError(`HTTP ${res.status}`, { retryable: true });
     }
+    const length = res.headers.get("content-length");
+    if (length !== null && Number(length) > limit) {
+      await res.body?.cancel();
+      throw tooBig(options.kind, limit, `the server announces ${length} bytes,`);
+    }
+    const size = await drain(sink, temp, {
+      pump: (s) =>
+        pumpBody(res.body!, s, {
+          onRead: (n) => {
+            watch.touch(n);
+            if (sink.bytes > limit) throw tooBig(options.kind, limit, "the download is");
+          },
+        }),
+      lost: (error) =>
+        watch.reason !== undefined
+          ? `${watch.reason} after ${sink.bytes} bytes`
+          : `connection lost after ${sink.bytes} bytes: ${errText(error)}`,
+      retryable: true,
+    });
     await out.sync();
-    written = await out.stat();
+    return { hex: hash.digest("hex"), size, written: await out.stat() };
   } finally {
+    watch.stop();
     out.close();
   }
-  return { hex: hash.digest("hex"), size, written };
 }

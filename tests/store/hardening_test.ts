@@ -804,3 +804,50 @@ Deno.test("a computed-hash download (dtk lock, no checksum) is bounded too, and 
     assert.deepEqual([...Deno.readDirSync(join(store.dir, "tmp"))], []);
   });
 });
+
+Deno.test("a local file source takes one copy path, pinned or not: size, bound, hash, no temp left", async () => {
+  await withEnv(async ({ store, dir }) => {
+    const { fetchUnknown } = await import("../../store/mod.ts");
+    const body = fixture(30_000, 22);
+    const file = join(dir, "local.bin");
+    await Deno.writeFile(file, body);
+    const tmpLeft = () => [...Deno.readDirSync(join(store.dir, "tmp"))].map((e) => e.name);
+    // Unpinned (dtk lock): the hash is learned from the copy, which becomes the object.
+    const learned = await fetchUnknown(store, "thing", [file], fast);
+    assert.deepEqual(learned, { hex: sha256(body), size: body.length, from: file });
+    assert.equal(await store.check(sha256(body), body.length), "present");
+    // Over the bound: refused from the file's size, before a byte is copied, in both callers.
+    await assert.rejects(
+      () => fetchUnknown(store, "thing", [file], { ...fast, kind: "manifest", maxBytes: 10_000 }),
+      /the file has 30000 bytes, more than the 9\.8 KiB a manifest of unknown size may take/,
+    );
+    const other = fixture(30_000, 23);
+    const otherFile = join(dir, "other.bin");
+    await Deno.writeFile(otherFile, other);
+    await assert.rejects(
+      () =>
+        ensureObject(store, target(other, [otherFile], { size: null, kind: "chart" }), {
+          ...fast,
+          maxBytes: 10_000,
+        }),
+      /the file has 30000 bytes, more than the 9\.8 KiB a chart of unknown size may take/,
+    );
+    // Pinned: another size is the wrong bytes (not "too big", though the size is the bound too).
+    await assert.rejects(
+      () => ensureObject(store, target(other, [otherFile], { size: 20_000 }), fast),
+      /wrong size: 30000 bytes, expected 20000/,
+    );
+    // Pinned, right size, other bytes: refused by hash, nothing kept.
+    await assert.rejects(
+      () => ensureObject(store, target(other, [file]), fast),
+      new RegExp(
+        `wrong bytes: got ${formatHash(sha256(body)).replace(/[:]/g, ".")} \\(30000 bytes\\)`,
+      ),
+    );
+    assert.equal(await store.check(sha256(other), other.length), "missing");
+    const ok = await ensureObject(store, target(other, [otherFile]), fast);
+    assert.equal(ok.status, "fetched");
+    assert.equal(await store.check(sha256(other), other.length), "present");
+    assert.deepEqual(tmpLeft(), []);
+  });
+});
