@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { CommandError, DtkError, escapeText, formatDuration, tail } from "../errors/mod.ts";
 import { formatCommand, type Runner, type RunOptions, type RunResult } from "../exec/mod.ts";
 import { writeFileAtomic } from "../fs/mod.ts";
-import { Redactor } from "./_redact.ts";
+import { keyBlockOpenAfter, Redactor } from "./_redact.ts";
 
 export type StepResult = "done" | "skipped" | "failed";
 
@@ -64,7 +64,15 @@ const STDERR_LINES = 15;
 export class RunLog {
   readonly path: string;
   readonly #redactor: Redactor;
-  readonly #lines: string[] = [];
+  /** Each logged entry as it came: its stamped lines, each ending in a newline. */
+  readonly #entries: string[] = [];
+  /**
+   * The redacted text of the first entries, each entry redacted once: only a new secret (the
+   * redactor then knows more of them than `#redactedWith`) makes them be redacted again.
+   */
+  #redacted = "";
+  #settled = 0;
+  #redactedWith = -1;
   readonly #steps = new Map<string, LoggedStep>();
   readonly #commands: LoggedCommand[] = [];
   readonly #context = new AsyncLocalStorage<string>();
@@ -113,8 +121,8 @@ export class RunLog {
 
   #line(text: string): void {
     const stamp = this.#now().toISOString();
-    // Kept as they are and redacted as a whole at each write, with every secret known by then.
-    for (const line of text.split("\n")) this.#lines.push(`${stamp} ${line}`);
+    // Kept as they are and redacted at the write, with every secret known by then.
+    this.#entries.push(text.split("\n").map((line) => `${stamp} ${line}\n`).join(""));
   }
 
   /** Runs `work` as step `id`: the commands it starts are logged under the step. */
@@ -197,13 +205,43 @@ export class RunLog {
 
   /** Writes what is logged so far (atomically, owner-only: a log may name hosts and paths). */
   flush(): Promise<void> {
-    const lines = this.#lines.length;
+    const entries = this.#entries.length;
     this.#writing = this.#writing.catch(() => {}).then(async () => {
       if (this.#secretsDir !== undefined) await this.#redactor.addClusterSecrets(this.#secretsDir);
-      const text = this.#redactor.redact(this.#lines.slice(0, lines).join("\n") + "\n");
-      await writeFileAtomic(this.path, text, { mode: 0o600 });
+      await writeFileAtomic(this.path, this.#redactedText(entries), { mode: 0o600 });
     });
     return this.#writing;
+  }
+
+  /**
+   * The first `count` entries, redacted. Each is redacted once, not the whole log at every write,
+   * which grew quadratic in a long run. A secret the redactor learns later (a create's first PKI)
+   * may stand in entries redacted before it was known, so they are all redacted again then. A
+   * private key block may run over several entries (its redaction runs to the block's end line,
+   * or to the end of the text): those entries are redacted as one, and while the block is still
+   * open they stay pending, redacted again at the next write with what has come since.
+   */
+  #redactedText(count: number): string {
+    // The set of secrets only grows: its size says whether any was added.
+    const known = this.#redactor.secrets.size;
+    if (known !== this.#redactedWith) {
+      this.#redacted = "";
+      this.#settled = 0;
+      this.#redactedWith = known;
+    }
+    let pending = "";
+    let open = false;
+    for (let i = this.#settled; i < count; i++) {
+      const entry = this.#entries[i]!;
+      pending += entry;
+      open = keyBlockOpenAfter(entry, open);
+      if (!open) {
+        this.#redacted += this.#redactor.redact(pending);
+        this.#settled = i + 1;
+        pending = "";
+      }
+    }
+    return this.#redacted + (pending === "" ? "" : this.#redactor.redact(pending));
   }
 }
 

@@ -69,6 +69,24 @@ export class Redactor {
   }
 }
 
+const KEY_BLOCK_END = /-----END [A-Z0-9 ]*PRIVATE KEY-----/;
+
+/**
+ * Whether a private key block is still open after `text` (one that began before it is when
+ * `open`): text that follows must then be redacted together with it, as the block's redaction
+ * runs to its end line.
+ */
+export function keyBlockOpenAfter(text: string, open: boolean): boolean {
+  let rest = text;
+  if (open) {
+    const end = KEY_BLOCK_END.exec(text);
+    if (end === null) return true;
+    rest = text.slice(end.index + end[0].length);
+  }
+  const last = [...rest.matchAll(PRIVATE_KEY_BLOCK)].at(-1);
+  return last !== undefined && !KEY_BLOCK_END.test(last[0]);
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }

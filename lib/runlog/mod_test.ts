@@ -241,3 +241,81 @@ Deno.test("run log: text from outside cannot forge a line (newlines, escapes and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A redactor that counts the characters it is given: the work a log's writes cost. */
+class CountingRedactor extends Redactor {
+  chars = 0;
+  override redact(text: string): string {
+    this.chars += text.length;
+    return super.redact(text);
+  }
+}
+
+Deno.test("run log: each entry is redacted once, not the whole log at every write", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const redactor = new CountingRedactor();
+    redactor.add("supersecretvalue-123456");
+    const log = await RunLog.open(join(dir, "logs"), { command: "create", redactor });
+    for (let i = 0; i < 1000; i++) {
+      log.note(`line ${i}: ran with supersecretvalue-123456`);
+      await log.flush();
+    }
+    await log.close();
+    const text = await Deno.readTextFile(log.path);
+    assert.equal(text.split("\n").length, 1003);
+    assert.doesNotMatch(text, /supersecretvalue/);
+    // Redacting the whole log at each of 1,000 writes would be about 500 times its size.
+    const raw = text.replaceAll("[redacted]", "supersecretvalue-123456").length;
+    assert.ok(redactor.chars <= raw, `${redactor.chars} characters redacted for a log of ${raw}`);
+    // A secret learned late is still redacted from every entry before it, once more each.
+    redactor.chars = 0;
+    log.note("late: L4t3s3cr3tL4t3s3cr3t");
+    await log.flush();
+    redactor.add("L4t3s3cr3tL4t3s3cr3t");
+    await log.flush();
+    assert.doesNotMatch(await Deno.readTextFile(log.path), /L4t3s3cr3t/);
+    assert.ok(redactor.chars <= 2 * raw + 200, `${redactor.chars} characters for ${raw}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run log: a key block over several entries and writes is never written, and what follows it is", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const stamp = "2026-12-03T10:51:29.123Z";
+    const redactor = new Redactor();
+    const log = await RunLog.open(join(dir, "logs"), {
+      command: "create",
+      redactor,
+      now: () => new Date(stamp),
+    });
+    const [begin, body1, body2, end] = KEY.split("\n");
+    const notes = [
+      "before the key",
+      `stderr: ${begin}\n${body1}`,
+      body2!,
+      `${end}\nafter the key`,
+      "-----BEGIN EC PRIVATE KEY-----",
+      "MHcCAQEEIIrY0123456789abcdefghijklmnopqrstuvwxyzAB",
+      "-----END EC PRIVATE KEY----- then -----BEGIN RSA PRIVATE KEY-----",
+      "MIIEowIBAAKCAQEA0123456789abcdefghijklmnopqrstuvwxyz",
+    ];
+    for (const note of notes) {
+      log.note(note);
+      await log.flush();
+      const text = await Deno.readTextFile(log.path);
+      assert.doesNotMatch(text, /MIGHAgEA|hRANCAAQ|MHcCAQEE|MIIEowIB/, note);
+    }
+    const text = await Deno.readTextFile(log.path);
+    // The same as redacting the whole log at once.
+    const raw = ["dtk create", ...notes].flatMap((n) => n.split("\n"))
+      .map((l) => `${stamp} ${l}\n`).join("");
+    assert.equal(text, redactor.redact(raw));
+    assert.match(text, /before the key\n.*\[redacted private key\]\n.*after the key\n/);
+    assert.match(text, /\[redacted EC private key\] then \[redacted RSA private key\]$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
