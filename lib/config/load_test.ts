@@ -765,6 +765,23 @@ Deno.test("config: k8s.resolv-conf defaults to /etc/resolv.conf; an absolute pat
   assertEquals(shown["resolv-conf"], "/run/systemd/resolve/resolv.conf");
 });
 
+Deno.test("config: config show prints every key of the schema", () => {
+  const shown = toYamlObject(defaultConfig());
+  const optional = ["ssl-passthrough", "chart-version"]; // shown only where they apply
+  const missing = documentedKeys().map((k) => k.path).filter((path) => {
+    let at: unknown = shown;
+    for (const part of path.split(".")) {
+      const [key = "", list] = part.split("[]");
+      if (optional.includes(key)) return false;
+      if (at === null || typeof at !== "object" || !(key in at)) return true;
+      at = (at as Record<string, unknown>)[key];
+      if (list !== undefined) at = (at as unknown[])[0];
+    }
+    return false;
+  });
+  assertEquals(missing, []);
+});
+
 Deno.test("config: numeric versions keep their text", () => {
   const { config } = parseConfig("versions:\n  containerd: 2.1.4\n", opts);
   assertEquals(config.versions.containerd, "2.1.4");

@@ -30,6 +30,8 @@ export function toYamlObject(config: Config): Record<string, unknown> {
         "name": config.k8s.containerdMirror.name,
         "config": config.k8s.containerdMirror.config,
       },
+      "audit-policy": n(config.k8s.auditPolicy),
+      "runtime-config": n(config.k8s.runtimeConfig),
       "resolv-conf": config.k8s.resolvConf,
     },
     "versions": {
