@@ -6,27 +6,16 @@
 import { type Command, Option } from "commander";
 import { join } from "node:path";
 import type { Config } from "../config/types.ts";
-import { DtkError, formatDuration, q, UsageError } from "../errors/mod.ts";
+import { DtkError, formatDuration, q } from "../errors/mod.ts";
 import { lockPath, storeDir } from "../paths/mod.ts";
 import { table } from "../ui/mod.ts";
 import type { Driver, VmState } from "../../drivers/types.ts";
 import type { ClusterEntry, StatusReport } from "../status/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
+import { parseSeconds } from "./_parse.ts";
 
 export interface StatusCommandsOptions {
   driver: (config: Config, ctx: CliContext) => Driver | Promise<Driver>;
-}
-
-function parseSeconds(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0 || n > 3600) {
-      throw new UsageError(`Invalid ${flag} ${q(value)}`, {
-        hint: "Give seconds, more than 0 and at most 3600",
-      });
-    }
-    return n * 1000;
-  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {

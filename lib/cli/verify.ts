@@ -16,19 +16,10 @@ import type { UpstreamResult } from "../verify/mod.ts";
 const verifier = () => import("../verify/mod.ts");
 import { type Lockfile, openStore, readLock } from "../../store/mod.ts";
 import type { CliContext, GlobalOptions } from "./context.ts";
+import { parseSeconds } from "./_parse.ts";
 
 /** "Could not check": the exit code that is neither clean (0) nor drifted (1). */
 const UNCHECKED = 2;
-
-function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) {
-    throw new UsageError(`Invalid --timeout ${q(value)}`, {
-      hint: "Give seconds, more than 0 and at most 3600",
-    });
-  }
-  return n;
-}
 
 async function lockOf(config: Config): Promise<Lockfile> {
   const path = lockPath(config);
@@ -62,7 +53,7 @@ export function registerVerifyCommands(program: Command, ctx: CliContext): void 
     .option(
       "--timeout <seconds>",
       "Bound of each request (default 20) or node command (default 120)",
-      parseSeconds,
+      parseSeconds("--timeout"),
     )
     .addHelpText(
       "after",
@@ -76,7 +67,7 @@ with --version. Exit codes: 0 clean, 1 drifted or missing, 2 could not check.`,
     .action(async (target, _options, cmd) => {
       const opts = cmd.optsWithGlobals() as GlobalOptions & { timeout?: number };
       const config = await ctx.loadConfig(opts);
-      const timeoutMs = opts.timeout === undefined ? undefined : opts.timeout * 1000;
+      const timeoutMs = opts.timeout;
       if (target === "upstreams") {
         return await upstreams(ctx, config, { json: opts.json, timeoutMs });
       }
