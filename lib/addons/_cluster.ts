@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import { DtkError, q, UsageError } from "../errors/mod.ts";
 import { commandFailed, type Runner, shellQuote } from "../exec/mod.ts";
 import { ADDON_CONFLICTS, type AddonName, type Config, isAddonName } from "../config/mod.ts";
+import { encodeBase64 } from "../pki/mod.ts";
 import { addonDefinition, ADDONS } from "./_registry.ts";
 import type { ClusterFacts, NodeStep } from "./_types.ts";
 
@@ -204,12 +205,6 @@ export function stepNodes<T extends { controller: boolean }>(
   return controller === undefined ? [] : [controller];
 }
 
-function encodeBase64(text: string): string {
-  let binary = "";
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
 /**
  * A POSIX sh script doing a node step: each file written atomically (temp file, then rename),
  * then the commands, stopping at the first failure. Fed to `sh -s` on the node.
@@ -218,9 +213,10 @@ export function nodeStepScript(step: NodeStep): string {
   const lines = ["set -eu"];
   for (const file of step.files) {
     const temp = `${file.path}.dtk-tmp`;
+    const data = encodeBase64(new TextEncoder().encode(file.content));
     lines.push(
       `mkdir -p ${shellQuote(dirname(file.path))}`,
-      `printf '%s' ${shellQuote(encodeBase64(file.content))} | base64 -d > ${shellQuote(temp)}`,
+      `printf '%s' ${shellQuote(data)} | base64 -d > ${shellQuote(temp)}`,
       `chmod ${file.mode.toString(8)} ${shellQuote(temp)}`,
       `mv -f ${shellQuote(temp)} ${shellQuote(file.path)}`,
     );

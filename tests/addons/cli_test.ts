@@ -247,3 +247,24 @@ Deno.test("node step script: files written atomically with their mode, then the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("node step script: a file larger than one base64 chunk, with multi-byte text, arrives whole", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // 44,000 bytes of UTF-8: more than the 32 KiB the encoder takes at a time, cut inside a char.
+    const content = "ñ€😀x\n".repeat(4000);
+    const path = join(dir, "big.conf");
+    const step = {
+      id: "test/big",
+      description: "big",
+      on: "all" as const,
+      files: [{ path, content, mode: 0o600 }],
+      commands: [],
+    };
+    const out = await new Deno.Command("sh", { args: ["-c", nodeStepScript(step)] }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(await Deno.readTextFile(path), content);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
