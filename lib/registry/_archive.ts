@@ -77,7 +77,7 @@ export function ociArchive(
       if (!info.isFile) throw new Error(`${path} is not a regular file`);
       const size = info.size;
       yield tarHeader({ name: `blobs/sha256/${hex}`, size, mode: 0o444 }, mtime);
-      yield* fileStream(path, 0, { length: size });
+      yield* fileStream(path, 0, { length: size, checked: info });
       yield padding(size);
     }
     yield new Uint8Array(1024);

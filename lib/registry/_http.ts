@@ -66,11 +66,36 @@ export function parseRange(
   return { start, end };
 }
 
-/** A stream of `length` bytes of `path` from `start`, read in 1 MiB chunks. */
+/**
+ * Opens `path` for reading as the regular file its lstat `checked` found. An object is served
+ * only as the regular file it is: a link, or another file, put in its place since is refused,
+ * never read through.
+ */
+async function openChecked(path: string, checked: Deno.FileInfo): Promise<Deno.FsFile> {
+  if (!checked.isFile) throw new Error(`${path} is not a regular file`);
+  const file = await Deno.open(path, { read: true });
+  let after: Deno.FileInfo;
+  try {
+    after = await file.stat();
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  if (after.ino !== checked.ino || after.dev !== checked.dev) {
+    file.close();
+    throw new Error(`${path} was replaced while being opened`);
+  }
+  return file;
+}
+
+/**
+ * A stream of `length` bytes of `path` from `start`, read in 1 MiB chunks. `checked` is the
+ * lstat of `path` when the caller made one already (for its size): it is not made again.
+ */
 export function fileStream(
   path: string,
   start: number,
-  options: { length: number; open?: Set<() => void> },
+  options: { length: number; open?: Set<() => void>; checked?: Deno.FileInfo },
 ): ReadableStream<Uint8Array> {
   let file: Deno.FsFile | undefined;
   let left = options.length;
@@ -90,15 +115,7 @@ export function fileStream(
   return new ReadableStream<Uint8Array>({
     async start(c) {
       controller = c;
-      // An object is served only as the regular file it is: never through a link put in its place.
-      const before = await Deno.lstat(path);
-      if (!before.isFile) throw new Error(`${path} is not a regular file`);
-      file = await Deno.open(path, { read: true });
-      const after = await file.stat();
-      if (after.ino !== before.ino || after.dev !== before.dev) {
-        close();
-        throw new Error(`${path} was replaced while being opened`);
-      }
+      file = await openChecked(path, options.checked ?? await Deno.lstat(path));
       options.open?.add(abort);
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
     },
@@ -228,12 +245,11 @@ async function serveBlob(
 ): Promise<Response> {
   const hex = digestHex(blob.digest)!;
   const path = options.objectPath(hex);
-  let size: number;
+  let info: Deno.FileInfo;
   try {
-    const info = await Deno.lstat(path);
+    info = await Deno.lstat(path);
     // A link or anything else planted in objects/ is not a blob of the store.
     if (!info.isFile) throw new Deno.errors.NotFound(`${path} is not a regular file`);
-    size = info.size;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     return ociError(404, "BLOB_UNKNOWN", `Blob ${blob.digest} is not in the store`, {
@@ -241,6 +257,7 @@ async function serveBlob(
       detail: { digest: blob.digest },
     });
   }
+  const size = info.size;
   const headers: Record<string, string> = {
     ...API_HEADERS,
     "Content-Type": blob.mediaType,
@@ -269,7 +286,7 @@ async function serveBlob(
   if (range === undefined && options.completed !== undefined) {
     // The common case, a whole blob: Deno's server pipes a file's stream natively (several
     // times the speed of chunks through JS). A forced shutdown closes the file under it.
-    const file = await Deno.open(path, { read: true });
+    const file = await openChecked(path, info);
     const abort = () => {
       try {
         file.close();
@@ -279,5 +296,6 @@ async function serveBlob(
     options.completed.catch(() => {}).finally(() => options.open?.delete(abort));
     return new Response(file.readable, { status, headers });
   }
-  return new Response(fileStream(path, start, { length, open: options.open }), { status, headers });
+  const stream = fileStream(path, start, { length, open: options.open, checked: info });
+  return new Response(stream, { status, headers });
 }

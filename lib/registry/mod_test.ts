@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   type ClosureBlob,
   handleRegistryRequest,
+  ociArchive,
   parseImageReference,
   parseListen,
   parseRange,
@@ -311,6 +312,107 @@ Deno.test("registry: the server streams over HTTP and a shutdown cuts a stalled 
     await server.finished;
   } finally {
     await server.shutdown();
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+/**
+ * Runs `fn` with `Deno.lstat` counting its calls on paths under `dir`; `onLstat` may change the
+ * file after the lstat saw it (as someone racing dtk would).
+ */
+async function countingLstat<T>(
+  dir: string,
+  fn: () => Promise<T>,
+  onLstat?: (path: string) => Promise<void>,
+): Promise<{ result: T; calls: string[] }> {
+  const real = Deno.lstat;
+  const calls: string[] = [];
+  Deno.lstat = async (path: string | URL) => {
+    const info = await real(path);
+    if (String(path).startsWith(dir)) {
+      calls.push(String(path));
+      await onLstat?.(String(path));
+    }
+    return info;
+  };
+  try {
+    return { result: await fn(), calls };
+  } finally {
+    Deno.lstat = real;
+  }
+}
+
+Deno.test("registry: a Range read and the OCI archive lstat each blob once", async () => {
+  const f = await fixture();
+  try {
+    const part = await countingLstat(f.dir, async () => {
+      const r = await f.handle(`/v2/cilium/cilium/blobs/${f.layer.digest}`, {
+        headers: { Range: "bytes=10-19" },
+      });
+      assert.equal(r.status, 206);
+      return (await r.arrayBuffer()).byteLength;
+    });
+    assert.equal(part.result, 10);
+    assert.deepEqual(part.calls, [join(f.dir, f.layer.digest.slice(7))]);
+    const images = f.registry.repository("cilium/cilium", undefined);
+    assert.ok(Array.isArray(images));
+    const tar = await countingLstat(f.dir, async () => {
+      const stream = ociArchive(images, { objectPath: (h) => join(f.dir, h) });
+      return (await new Response(stream).arrayBuffer()).byteLength;
+    });
+    assert.ok(tar.result > 3000);
+    const blobs = [f.index, f.manifest, f.config, f.layer].map((b) =>
+      join(f.dir, b.digest.slice(7))
+    );
+    assert.deepEqual(tar.calls.sort(), blobs.sort());
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("registry: a blob swapped for a link after its lstat is refused, whole, by Range, in the archive", async () => {
+  const f = await fixture();
+  try {
+    const path = join(f.dir, f.layer.digest.slice(7));
+    const bytes = await Deno.readFile(path);
+    const outside = join(f.dir, "outside");
+    await Deno.writeFile(outside, bytes);
+    const swap = async (p: string) => {
+      if (p !== path) return;
+      await Deno.remove(path);
+      await Deno.symlink(outside, path);
+    };
+    const restore = async () => {
+      await Deno.remove(path);
+      await Deno.writeFile(path, bytes);
+    };
+    const url = `http://dtk.test/v2/cilium/cilium/blobs/${f.layer.digest}`;
+    // The whole blob takes the native file path, which needs the request's completion promise.
+    const whole = () =>
+      handleRegistryRequest(new Request(url), f.registry, {
+        objectPath: (h) => join(f.dir, h),
+        completed: new Promise(() => {}),
+      });
+    await countingLstat(
+      f.dir,
+      () => assert.rejects(whole, /was replaced while being opened/),
+      swap,
+    );
+    await restore();
+    await countingLstat(f.dir, async () => {
+      const r = await f.handle(`/v2/cilium/cilium/blobs/${f.layer.digest}`, {
+        headers: { Range: "bytes=0-9" },
+      });
+      await assert.rejects(() => r.arrayBuffer(), /was replaced while being opened/);
+    }, swap);
+    await restore();
+    const images = f.registry.repository("cilium/cilium", undefined);
+    assert.ok(Array.isArray(images));
+    await countingLstat(f.dir, async () => {
+      const stream = ociArchive(images, { objectPath: (h) => join(f.dir, h) });
+      await assert.rejects(() => new Response(stream).arrayBuffer(), /was replaced/);
+    }, swap);
+  } finally {
     await Deno.remove(f.dir, { recursive: true });
   }
 });
