@@ -506,6 +506,12 @@ export class NspawnDriver implements Driver {
       "--register=no",
       "--keep-unit",
       `--network-namespace-path=/run/netns/${ns}`,
+      // The rootfs holds the resolv.conf of the host that built it; on a systemd-resolved host
+      // that is the 127.0.0.53 stub, which dtk's prep refuses (k8s.resolv-conf). The host's
+      // upstream servers are what a VM on it would get by DHCP.
+      `--resolv-conf=${
+        (await exists("/run/systemd/resolve/resolv.conf")) ? "replace-uplink" : "replace-host"
+      }`,
       "--console=pipe",
       ...(this.settings.containers
         ? [
