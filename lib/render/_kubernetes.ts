@@ -320,9 +320,28 @@ export function renderAuditPolicy(config: RenderConfig): string {
 
 // ---------------------------------------------------------------- kube-controller-manager
 
+// The secure ports (10257, 10259) authenticate and authorize callers through the apiserver
+// (TokenReview, SubjectAccessReview, and the client CA from the kube-system ConfigMap
+// extension-apiserver-authentication); without `--authentication-kubeconfig` and
+// `--authorization-kubeconfig` they refuse everything outside the always-allow paths. kubeadm
+// points both at the component's own kubeconfig; so does dtk. The bootstrap RBAC already grants
+// what that needs: the ClusterRoles system:kube-controller-manager and system:kube-scheduler
+// create tokenreviews and subjectaccessreviews, and the RoleBinding
+// kube-system/system::extension-apiserver-authentication-reader binds both users (kubernetes
+// plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go and
+// testdata/namespace-role-bindings.yaml, v1.20.2 and v1.35.0).
+function delegatedAuthFlags(kubeconfig: string): Flags {
+  return [["authentication-kubeconfig", kubeconfig], ["authorization-kubeconfig", kubeconfig]];
+}
+
 export function controllerManagerFlags(config: RenderConfig): Flags {
   return [
-    ["allocate-node-cidrs", "true"],
+    // `vms[].pod-cidr` is the one truth of a node's pod subnet: the fallback bridge CNI uses it,
+    // and dtk writes it into node.spec.podCIDR(s) as each node registers (cluster create's
+    // nodes-ready gate), for Cilium's `kubernetes` IPAM and anything else that reads the spec.
+    // The node-IPAM controller would instead hand out subnets in registration order.
+    ["allocate-node-cidrs", "false"],
+    ...delegatedAuthFlags(P.controllerManagerKubeconfig),
     ["authorization-always-allow-paths", "/healthz,/readyz,/livez,/metrics"],
     ["bind-address", "0.0.0.0"],
     ["cluster-cidr", config.k8s.clusterCidr],
@@ -359,9 +378,13 @@ export function renderSchedulerConfig(config: RenderConfig): string {
   });
 }
 
+// Flags, not KubeSchedulerConfiguration: neither its v1beta1 (1.20) nor its v1 (1.35) has
+// authentication or authorization fields; they are command-line options of the secure serving
+// only, in both versions (kubeadm passes them as flags too).
 export function schedulerFlags(): Flags {
   return [
     ["config", P.schedulerConfig],
+    ...delegatedAuthFlags(P.schedulerKubeconfig),
     ["authorization-always-allow-paths", "/healthz,/readyz,/livez,/metrics"],
     ["v", "2"],
   ];

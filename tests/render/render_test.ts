@@ -287,6 +287,70 @@ Deno.test("render: kube-proxy serves NodePorts on the primary node IP from 1.31"
   equal(proxyConfig("v1.20.2").nodePortAddresses, undefined);
 });
 
+/** A control-plane component's flags, from its systemd unit or its static pod. */
+function componentFlags(config: Config, component: string): {
+  flags: Map<string, string>;
+  /** Host paths the static pod mounts (none for a unit: it sees the whole host). */
+  mounts: string[] | undefined;
+} {
+  const pairs = (args: string[]) =>
+    new Map(
+      args.map((a) => /^--([a-z0-9-]+)=(.*)$/.exec(a)).filter((m) => m !== null).map((
+        m,
+      ) => [m[1]!, m[2]!]),
+    );
+  if (!config.k8s.containerizedCplane.includes(component as never)) {
+    const unit = file(config, "vm1", `${NODE_PATHS.systemdDir}/${component}.service`);
+    return { flags: pairs(unit.split(/\s+/)), mounts: undefined };
+  }
+  const doc =
+    parseAllDocuments(file(config, "vm1", `${NODE_PATHS.staticPods}/${component}.yaml`))[0];
+  if (!doc || !("toJS" in doc)) throw new Error(`no ${component} pod`);
+  const spec = doc.toJS().spec;
+  return {
+    flags: pairs(spec.containers[0].command),
+    mounts: spec.volumes.map((v: { hostPath: { path: string } }) => v.hostPath.path),
+  };
+}
+
+const MODES = {
+  "1.35 units": BASE,
+  "1.20 units": CASES["v1.20-systemd-kube-proxy"]!,
+  "1.35 static pods": CASES["v1.35-static-all-kube-proxy"]!,
+  "1.20 static scheduler": CASES["v1.20-static-subset"]!,
+};
+
+Deno.test("render: controller-manager and scheduler check callers of their secure port through their own kubeconfig", () => {
+  const own = {
+    "kube-controller-manager": NODE_PATHS.controllerManagerKubeconfig,
+    "kube-scheduler": NODE_PATHS.schedulerKubeconfig,
+  };
+  for (const [mode, config] of Object.entries(MODES)) {
+    for (const [component, kubeconfig] of Object.entries(own)) {
+      const { flags, mounts } = componentFlags(config, component);
+      const what = `${component} (${mode})`;
+      equal(flags.get("authentication-kubeconfig"), kubeconfig, what);
+      equal(flags.get("authorization-kubeconfig"), kubeconfig, what);
+      if (mounts === undefined) continue;
+      // A static pod sees only what it mounts: every file a flag names must be under a mount.
+      for (const [name, value] of flags) {
+        if (!value.startsWith("/") || name === "authorization-always-allow-paths") continue;
+        ok(mounts.some((m) => value.startsWith(`${m}/`)), `${what}: --${name}=${value} unmounted`);
+      }
+    }
+  }
+});
+
+Deno.test("render: the controller-manager leaves node pod CIDRs to dtk (vms[].pod-cidr)", () => {
+  for (const [mode, config] of Object.entries(MODES)) {
+    equal(
+      componentFlags(config, "kube-controller-manager").flags.get("allocate-node-cidrs"),
+      "false",
+      mode,
+    );
+  }
+});
+
 Deno.test("render: static-pod mode covers exactly the chosen components", () => {
   const config = CASES["v1.20-static-subset"]!;
   const steps = renderNode(input(config, "vm1"));
