@@ -46,7 +46,14 @@ import {
   StateStore,
   type StepHandler,
 } from "../pipeline/mod.ts";
-import { KubeClient, leaseHolder, nodeReadiness, poll } from "../kube/mod.ts";
+import {
+  assignPodCidrs,
+  KubeClient,
+  leaseHolder,
+  PodCidrConflictError,
+  poll,
+  type WantedPodCidr,
+} from "../kube/mod.ts";
 import { installAddon } from "../addons/mod.ts";
 import type { AddonName } from "../config/mod.ts";
 import { GUEST_ADDITIONS, OS_CLOUD_IMAGE, OS_ISO, resolveArtifacts } from "../catalog/mod.ts";
@@ -777,9 +784,18 @@ export class ClusterCreate {
   async #nodesReady(signal?: AbortSignal): Promise<void> {
     const kube = await this.#kubeClient();
     const names = this.#nodes.names;
+    // The controller-manager allocates no pod CIDRs (--allocate-node-cidrs=false): each node
+    // gets its `vms[].pod-cidr` here, as soon as it registers, on every run (a no-op once set).
+    const wanted = new Map<string, WantedPodCidr>(
+      this.config.vms.map((vm, i) => [vm.name, { cidr: vm.podCidr, key: `vms[${i}].pod-cidr` }]),
+    );
     let last = { registered: [] as string[], ready: [] as string[] };
     await poll(async () => {
-      last = await nodeReadiness(kube);
+      const seen = await assignPodCidrs(kube, wanted);
+      for (const name of seen.assigned) {
+        this.#o.out.debug(`  ${name}: pod CIDR ${wanted.get(name)?.cidr}`);
+      }
+      last = seen;
       return names.every((n) => last.ready.includes(n)) ? true : undefined;
     }, {
       timeoutMs: this.#t.nodesReady,
@@ -787,6 +803,7 @@ export class ClusterCreate {
       what: `every node to be Ready (${names.join(", ")})`,
       hint: "See: kubectl describe nodes, and dtk ssh <vm> journalctl -u kubelet",
       signal,
+      fatal: (error) => error instanceof PodCidrConflictError,
     }).catch((error) => {
       if (error instanceof TimeoutError) {
         const missing = names.filter((n) => !last.registered.includes(n));

@@ -149,6 +149,8 @@ export interface PollOptions {
   /** Named in the timeout error: what was awaited. */
   what: string;
   hint?: string;
+  /** An error that no retry can mend: thrown at once instead of polled on. */
+  fatal?: (error: unknown) => boolean;
 }
 
 /** Calls `check` until it returns a value (not `undefined`), or times out naming `what`. */
@@ -165,6 +167,7 @@ export async function poll<T>(
       if (value !== undefined) return value;
       last = undefined;
     } catch (error) {
+      if (options.fatal?.(error)) throw error;
       last = error;
     }
     if (Date.now() >= deadline) {
@@ -181,21 +184,97 @@ export async function poll<T>(
 interface NodeList {
   items: {
     metadata: { name: string };
+    spec?: { podCIDR?: string; podCIDRs?: string[] };
     status?: { conditions?: { type: string; status: string; message?: string }[] };
   }[];
 }
 
+/** What the node helpers need of the API (`KubeClient` has it; tests give a fake). */
+export type KubeApi = Pick<KubeClient, "request" | "getJson">;
+
 /** Names of the nodes that are registered, and of those Ready. */
 export async function nodeReadiness(
-  client: KubeClient,
+  client: KubeApi,
 ): Promise<{ registered: string[]; ready: string[] }> {
   const list = await client.getJson<NodeList>("/api/v1/nodes");
+  return readiness(list);
+}
+
+function readiness(list: NodeList): { registered: string[]; ready: string[] } {
   return {
     registered: list.items.map((n) => n.metadata.name),
     ready: list.items.filter((n) =>
       n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
     ).map((n) => n.metadata.name),
   };
+}
+
+/** A node's pod CIDR was set to another subnet than the one dtk gives it. */
+export class PodCidrConflictError extends DtkError {}
+
+/** One node that should get a pod CIDR, and where that value comes from (named in errors). */
+export interface WantedPodCidr {
+  cidr: string;
+  /** The config key it comes from, e.g. `vms[1].pod-cidr`. */
+  key: string;
+}
+
+/**
+ * One look at the nodes: each registered node of `wanted` whose spec has no pod CIDR gets
+ * its own (`spec.podCIDR` and `spec.podCIDRs`), so that everything reading the spec (Cilium's
+ * `kubernetes` IPAM, kubelet) agrees with the node's bridge CNI. Idempotent: a node that
+ * already has its CIDR is left alone. A node holding another CIDR is a `PodCidrConflictError`,
+ * since the apiserver lets a node's pod CIDR be set only once, from empty (ValidateNodeUpdate
+ * in kubernetes pkg/apis/core/validation/validation.go, v1.20.2 to v1.35.0: "node updates may
+ * not change podCIDR except from \"\" to valid").
+ */
+export async function assignPodCidrs(
+  client: KubeApi,
+  wanted: ReadonlyMap<string, WantedPodCidr>,
+): Promise<{ registered: string[]; ready: string[]; assigned: string[] }> {
+  const list = await client.getJson<NodeList>("/api/v1/nodes");
+  const assigned: string[] = [];
+  for (const node of list.items) {
+    const name = node.metadata.name;
+    const want = wanted.get(name);
+    if (!want) continue;
+    const have = node.spec?.podCIDRs?.length
+      ? node.spec.podCIDRs
+      : node.spec?.podCIDR
+      ? [node.spec.podCIDR]
+      : [];
+    if (have.length === 0) {
+      await setPodCidr(client, name, want.cidr);
+      assigned.push(name);
+    } else if (have.length !== 1 || have[0] !== want.cidr) {
+      throw new PodCidrConflictError(
+        `Node ${q(name)} has pod CIDR ${have.map(q).join(", ")}, not its ${q(want.key)} ${
+          q(want.cidr)
+        }`,
+        {
+          hint: `A node's pod CIDR can be set only once (here by another allocator, such as a ` +
+            `controller-manager with --allocate-node-cidrs=true). Set ${want.key} to ` +
+            `${have[0]}, or re-register the node: kubectl delete node ${name}, then ` +
+            `dtk ssh ${name} systemctl restart kubelet, then run dtk cluster create again`,
+        },
+      );
+    }
+  }
+  return { ...readiness(list), assigned };
+}
+
+async function setPodCidr(client: KubeApi, name: string, cidr: string): Promise<void> {
+  const r = await client.request("PATCH", `/api/v1/nodes/${encodeURIComponent(name)}`, {
+    body: JSON.stringify({ spec: { podCIDR: cidr, podCIDRs: [cidr] } }),
+    contentType: "application/merge-patch+json",
+  });
+  // A refusal (e.g. a CIDR set meanwhile) is retried by the caller's poll, whose next look
+  // sees the node's new spec and reports the conflict.
+  if (r.status !== 200) {
+    throw new DtkError(`Setting the pod CIDR of node ${q(name)} failed with HTTP ${r.status}`, {
+      cause: r.text.slice(0, 500),
+    });
+  }
 }
 
 /** The holder of a leader-election lease in kube-system, or `undefined`. */

@@ -26,11 +26,25 @@ import {
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
 } from "./_cluster.ts";
-import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
+import {
+  credentialsFromKubeconfig,
+  KubeClient,
+  leaseHolder,
+  nodeReadiness,
+} from "../../lib/kube/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
 const MAIN = DTK_TEST_MAIN;
 const skip = clusterSkipReason();
+/**
+ * Not in the nodes' order: an allocator that hands out the cluster CIDR's /24s as nodes
+ * register (the controller-manager's --allocate-node-cidrs) would disagree with them.
+ */
+const POD_CIDRS: Record<string, string> = {
+  vm1: "10.200.2.0/24",
+  vm2: "10.200.0.0/24",
+  vm3: "10.200.1.0/24",
+};
 
 interface Run {
   code: number;
@@ -97,7 +111,12 @@ Deno.test({
       "cni-plugins": set.versions.cniPlugins,
     },
     vm: { "create-template": true, "template-vmname": `${cluster}-tpl` },
-    vms: ["vm1", "vm2", "vm3"].map((name) => ({ name, cpu: 2, mem: 2048 })),
+    vms: ["vm1", "vm2", "vm3"].map((name) => ({
+      name,
+      cpu: 2,
+      mem: 2048,
+      "pod-cidr": POD_CIDRS[name],
+    })),
     "test-nspawn": {
       "state-dir": join(dir, "nodes"),
       "owner-pid": Deno.pid,
@@ -170,6 +189,36 @@ Deno.test({
         assert.equal(vm1.metadata.labels["node-role.kubernetes.io/controller"], "");
       });
 
+      await t.step("every node's spec.podCIDR is its vms[].pod-cidr", async () => {
+        const list = await kube.getJson<{
+          items: { metadata: { name: string }; spec: { podCIDR?: string; podCIDRs?: string[] } }[];
+        }>("/api/v1/nodes");
+        const got = Object.fromEntries(
+          list.items.map((n) => [n.metadata.name, [n.spec.podCIDR, n.spec.podCIDRs]]),
+        );
+        assert.deepEqual(
+          got,
+          Object.fromEntries(Object.entries(POD_CIDRS).map(([n, c]) => [n, [c, [c]]])),
+        );
+      });
+
+      await t.step(
+        "controller-manager and scheduler authenticate the admin certificate on their secure ports",
+        async () => {
+          // Without --authentication-kubeconfig and --authorization-kubeconfig both answer 403
+          // to everything outside --authorization-always-allow-paths, /configz among it.
+          const admin = credentialsFromKubeconfig(await Deno.readTextFile(kubeconfig));
+          const r = await onNode(
+            "vm1",
+            `d=$(mktemp -d) && umask 077 && cat > $d/c.pem <<'EOF'\n${admin.certPem.trim()}\nEOF\n` +
+              `cat > $d/k.pem <<'EOF'\n${admin.keyPem.trim()}\nEOF\n` +
+              "for port in 10257 10259; do curl -sk -o /dev/null -w '%{http_code}\\n' " +
+              '--cert $d/c.pem --key $d/k.pem "https://127.0.0.1:$port/configz"; done; rm -rf $d',
+          );
+          assert.equal(r.stdout.trim(), "200\n200", r.stderr);
+        },
+      );
+
       await t.step("every file, mode and unit is where the spec puts it", async () => {
         for (const node of ["vm1", "vm2", "vm3"]) {
           const r = await onNode(
@@ -237,7 +286,7 @@ Deno.test({
       const exec = await kubectl(["exec", "box", "--", "hostname"]);
       assert.equal(exec.stdout.trim(), "box", exec.stderr);
       const ip = await kubectl(["get", "pod", "box", "-o", "jsonpath={.status.podIP}"]);
-      assert.match(ip.stdout, /^10\.200\.1\.\d+$/, "the pod IP comes from vm2's pod CIDR");
+      assert.match(ip.stdout, /^10\.200\.0\.\d+$/, "the pod IP comes from vm2's pod CIDR");
       await kubectl(["delete", "pod", "box", "--wait=false"]);
     });
 
