@@ -63,7 +63,7 @@ const vmFields = {
   "pod-cidr": {
     kind: "string",
     doc:
-      "Subnet of the node's fallback bridge CNI, inside `k8s.cluster-cidr` (default: the node's /24 of it).",
+      "The node's pod subnet, inside `k8s.cluster-cidr` (default: its /24 of it): for its fallback bridge CNI, and as its `spec.podCIDR`, set by dtk at registration (the controller-manager allocates none).",
   },
 } as const satisfies Record<string, Field>;
 
