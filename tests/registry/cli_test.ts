@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { imageArtifacts, seedStore, testLayout } from "./_images.ts";
+import { skopeo } from "../store/_upstream.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -78,16 +79,6 @@ async function startRegistry(args: string[], f: Fixture) {
     return { code: status.code, signal: status.signal, stderr: await stderr };
   };
   return { url, stop, stderr };
-}
-
-async function skopeo(args: string[]) {
-  const out = await new Deno.Command("skopeo", {
-    args: ["--insecure-policy", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
 Deno.test("dtk registry: serves the lock's images to skopeo, stops on SIGTERM and SIGINT", async () => {

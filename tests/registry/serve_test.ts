@@ -5,17 +5,7 @@ import { join } from "node:path";
 import { lockIndex, ociArchive, serveLock } from "../../lib/registry/mod.ts";
 import { type Lockfile, openStore } from "../../store/mod.ts";
 import { imageArtifacts, type SeededImage, seedStore, testLayout } from "./_images.ts";
-
-async function skopeo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("skopeo", {
-    args: ["--insecure-policy", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+import { skopeo } from "../store/_upstream.ts";
 
 async function withSeededStore(
   fn: (f: { dir: string; storeDir: string; images: SeededImage[]; lock: Lockfile }) => Promise<

@@ -6,6 +6,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { type FetchTarget, ObjectStore } from "../../store/mod.ts";
 
 export interface Route {
   body?: Uint8Array;
@@ -41,6 +43,38 @@ export interface LoggedRequest {
   ifRange: string | null;
   authorization: string | null;
   status: number;
+}
+
+export interface StoreEnv {
+  server: TestServer;
+  store: ObjectStore;
+  dir: string;
+}
+
+/** Runs `fn` with a store in a new temp folder and a server; both are gone afterwards. */
+export async function withStoreEnv(
+  prefix: string,
+  fn: (env: StoreEnv) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const server = new TestServer();
+  try {
+    await fn({ server, store: new ObjectStore(join(dir, "store")), dir });
+  } finally {
+    await server.close();
+    // A test may have left the folder read-only.
+    await Deno.chmod(dir, 0o755).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** What to fetch for `body`: its hash and size, from `urls`. */
+export function target(
+  body: Uint8Array,
+  urls: string[],
+  extra: Partial<FetchTarget> = {},
+): FetchTarget {
+  return { name: "thing", hex: sha256(body), size: body.length, file: "thing.bin", urls, ...extra };
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -11,7 +11,6 @@ import {
   ensureLock,
   ensureObject,
   exportLock,
-  type FetchTarget,
   formatHash,
   gcStore,
   importDir,
@@ -20,26 +19,11 @@ import {
   verifyObjects,
   writeLock,
 } from "../../store/mod.ts";
-import { fixture, sha256, TestServer } from "./_server.ts";
+import { fixture, sha256, type StoreEnv, target, withStoreEnv } from "./_server.ts";
 
 const fast = { backoffMs: 10, stallTimeoutMs: 2000, attempts: 3 };
 
-async function withEnv(
-  fn: (env: { server: TestServer; store: ObjectStore; dir: string }) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "dtk-store-test-" });
-  const server = new TestServer();
-  try {
-    await fn({ server, store: new ObjectStore(join(dir, "store")), dir });
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function target(body: Uint8Array, urls: string[], extra: Partial<FetchTarget> = {}): FetchTarget {
-  return { name: "thing", hex: sha256(body), size: body.length, file: "thing.bin", urls, ...extra };
-}
+const withEnv = (fn: (env: StoreEnv) => Promise<void>) => withStoreEnv("dtk-store-test-", fn);
 
 async function assertStored(store: ObjectStore, body: Uint8Array): Promise<void> {
   const hex = sha256(body);

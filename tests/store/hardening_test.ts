@@ -16,7 +16,6 @@ import {
   ensureLock,
   ensureObject,
   exportLock,
-  type FetchTarget,
   formatHash,
   gcStore,
   importDir,
@@ -26,33 +25,13 @@ import {
   verifyObjects,
   writeLock,
 } from "../../store/mod.ts";
-import { fixture, sha256, TestServer } from "./_server.ts";
+import { fixture, sha256, type StoreEnv, target, withStoreEnv } from "./_server.ts";
 
 const fast = { backoffMs: 10, stallTimeoutMs: 2000, attempts: 1 };
 const isRoot = Deno.uid() === 0;
 const ENTRY = new URL("./_dtk.ts", import.meta.url).pathname;
 
-interface Env {
-  server: TestServer;
-  store: ObjectStore;
-  dir: string;
-}
-
-async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "dtk-harden-" });
-  const server = new TestServer();
-  try {
-    await fn({ server, store: new ObjectStore(join(dir, "store")), dir });
-  } finally {
-    await server.close();
-    await Deno.chmod(dir, 0o755).catch(() => {});
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function target(body: Uint8Array, urls: string[], extra: Partial<FetchTarget> = {}): FetchTarget {
-  return { name: "thing", hex: sha256(body), size: body.length, file: "thing.bin", urls, ...extra };
-}
+const withEnv = (fn: (env: StoreEnv) => Promise<void>) => withStoreEnv("dtk-harden-", fn);
 
 function lockOf(entries: Record<string, { body: Uint8Array; size?: number | null }>): Lockfile {
   const artifacts: Lockfile["artifacts"] = {};

@@ -10,17 +10,22 @@ import { OCI_INDEX, TestRegistry } from "./_registry.ts";
 
 const ENTRY = new URL("./_dtk.ts", import.meta.url).pathname;
 
-Deno.test("dtk fetch, store ls|verify|export --oci|gc with an image entry of ref and hash only", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "dtk-image-cli-" });
-  const registry = new TestRegistry();
-  registry.faults.auth = true;
-  const env = {
+/** The environment of a dtk subprocess over the store in `dir`: quick retries, no colour. */
+function cliEnv(dir: string) {
+  return {
     DTK_STORE: join(dir, "store"),
     DTK_BACKOFF_MS: "20",
     DTK_STALL_TIMEOUT_MS: "5000",
     NO_COLOR: "1",
     DENO_NO_UPDATE_CHECK: "1",
   };
+}
+
+Deno.test("dtk fetch, store ls|verify|export --oci|gc with an image entry of ref and hash only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dtk-image-cli-" });
+  const registry = new TestRegistry();
+  registry.faults.auth = true;
+  const env = cliEnv(dir);
   const run = async (args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", ENTRY, ...args],
@@ -93,13 +98,7 @@ Deno.test("dtk fetch, store ls|verify|export --oci|gc with an image entry of ref
 Deno.test("dtk fetch of an image killed mid-layer resumes that layer from where it stopped", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dtk-image-resume-" });
   const registry = new TestRegistry();
-  const env = {
-    DTK_STORE: join(dir, "store"),
-    DTK_BACKOFF_MS: "20",
-    DTK_STALL_TIMEOUT_MS: "5000",
-    NO_COLOR: "1",
-    DENO_NO_UPDATE_CHECK: "1",
-  };
+  const env = cliEnv(dir);
   const spawn = () =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", ENTRY, "fetch", "--lock", "dtk.lock"],

@@ -21,7 +21,7 @@ import {
   resolveImages,
 } from "../../store/mod.ts";
 import { writeTestImages } from "../harness/images.ts";
-import { startDaemon, waitUntil } from "../pki/_proc.ts";
+import { startContainerd } from "../registry/_containerd.ts";
 import { missingTools, push, skopeo, startUpstream } from "./_upstream.ts";
 
 const missing = await missingTools(["docker-registry", "skopeo", "tar"]);
@@ -42,28 +42,11 @@ async function ctrImport(
   refs: readonly string[],
   digests: readonly string[],
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const sock = join(dir, "c.sock");
-  const config = join(dir, "config.toml");
-  await Deno.writeTextFile(
-    config,
-    [
-      "version = 2",
-      `root = "${join(dir, "root")}"`,
-      `state = "${join(dir, "state")}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      "[grpc]",
-      `  address = "${sock}"`,
-      "[ttrpc]",
-      `  address = "${join(dir, "t.sock")}"`,
-      "",
-    ].join("\n"),
-  );
-  const daemon = await startDaemon(["containerd", "--config", config], join(dir, "log"));
+  const containerd = await startContainerd(dir);
   try {
     const ctr = async (args: string[]) => {
       const out = await new Deno.Command("ctr", {
-        args: ["-a", sock, "-n", "dtk-test", ...args],
+        args: ["-a", containerd.socket, "-n", "dtk-test", ...args],
         stdout: "piped",
         stderr: "piped",
         signal: AbortSignal.timeout(60_000),
@@ -71,9 +54,6 @@ async function ctrImport(
       const dec = new TextDecoder();
       return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
     };
-    await waitUntil("containerd to answer on its socket", async () => {
-      return (await ctr(["version"])).code === 0;
-    }, { timeoutMs: 20_000, daemon });
     const tar = join(dir, "export.tar");
     const packed = await new Deno.Command("tar", { args: ["-C", exported, "-cf", tar, "."] })
       .output();
@@ -94,7 +74,7 @@ async function ctrImport(
       assert.equal(row[2], digests[i]);
     }
   } finally {
-    await daemon.stop();
+    await containerd.stop();
   }
 }
 

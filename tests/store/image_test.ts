@@ -38,6 +38,16 @@ async function withEnv(
   }
 }
 
+/** A lock of one image entry written by hand: its ref and hash only, no size. */
+function handWrittenLock(ref: string, hash: string, arch: "amd64" | "arm64"): Lockfile {
+  return {
+    version: 1,
+    artifacts: {
+      a: { kind: "image", ref, hash, arch, urls: [], version: "1", size: null, source: "registry" },
+    },
+  };
+}
+
 async function lockOf(
   _registry: TestRegistry,
   refs: string[],
@@ -218,21 +228,7 @@ Deno.test("refused: a registry answering 401 forever, with a clear error", async
       () => lockOf(registry, [ref]),
       /refuses anonymous pulls of "app" \(HTTP 401 even with the token it gave\)/,
     );
-    const lock: Lockfile = {
-      version: 1,
-      artifacts: {
-        a: {
-          kind: "image",
-          ref,
-          hash: `sha256:${"1".repeat(64)}`,
-          arch: "amd64",
-          urls: [],
-          version: "1",
-          size: null,
-          source: "registry",
-        },
-      },
-    };
+    const lock = handWrittenLock(ref, `sha256:${"1".repeat(64)}`, "amd64");
     await assert.rejects(() => ensureLock(lock, { store, ...fast }), /refuses anonymous pulls/);
     await assertNothingStored(store);
   });
@@ -247,21 +243,7 @@ Deno.test("refused: an index without the arch; nothing stored", async () => {
       /has no image for linux\/arm64 \(it has linux\/amd64, linux\/s390x\)/,
     );
     // A hand-written entry (ref + hash only) for arm64 is refused at fetch time.
-    const lock: Lockfile = {
-      version: 1,
-      artifacts: {
-        a: {
-          kind: "image",
-          ref,
-          hash: built.top,
-          arch: "arm64",
-          urls: [],
-          version: "1",
-          size: null,
-          source: "registry",
-        },
-      },
-    };
+    const lock = handWrittenLock(ref, built.top, "arm64");
     await assert.rejects(
       () => ensureLock(lock, { store, ...fast }),
       /has no image for linux\/arm64/,
