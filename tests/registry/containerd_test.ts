@@ -12,6 +12,11 @@ import { addMultiArchIndex, imageArtifacts, seedStore, testLayout } from "./_ima
 
 const ignore = !canRunContainerd();
 
+/** The images of the node's containerd (namespace k8s.io, as the kubelet's). */
+async function nodeImages(remote: LocalRemote, socket: string) {
+  return parseImageList((await remote.exec(`ctr -a ${socket} -n k8s.io images ls`)).stdout);
+}
+
 async function fixture() {
   const dir = await Deno.makeTempDir({ prefix: "dtk-ctr-" });
   const storeDir = join(dir, "store");
@@ -20,7 +25,11 @@ async function fixture() {
   const ctr = await startContainerd(join(dir, "containerd"));
   // The private containerd may not mount overlays inside this test's container.
   const remote = new LocalRemote("node1", { CONTAINERD_SNAPSHOTTER: "native" });
-  return { dir, storeDir, images, lock, ctr, remote };
+  const stop = async () => {
+    await ctr.stop();
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { dir, storeDir, images, lock, ctr, remote, stop };
 }
 
 Deno.test({
@@ -65,9 +74,7 @@ Deno.test({
         );
       await pull(`registry.k8s.io/pause@${pauseImage.hash}`);
       await pull(box.ref);
-      const listed = parseImageList(
-        (await f.remote.exec(`ctr -a ${f.ctr.socket} -n k8s.io images ls`)).stdout,
-      );
+      const listed = await nodeImages(f.remote, f.ctr.socket);
       assert.equal(listed.find((i) => i.ref === box.ref)?.digest, box.hash);
       assert.equal(
         listed.find((i) => i.ref === `registry.k8s.io/pause@${pauseImage.hash}`)?.digest,
@@ -77,16 +84,13 @@ Deno.test({
       // Nothing is missing now: the pins go on every record of a locked digest.
       const result = await images.pin(f.remote);
       assert.deepEqual(result.imported, []);
-      const after = parseImageList(
-        (await f.remote.exec(`ctr -a ${f.ctr.socket} -n k8s.io images ls`)).stdout,
-      );
+      const after = await nodeImages(f.remote, f.ctr.socket);
       for (const image of after) {
         assert.match(image.labels, /io\.cri-containerd\.pinned=pinned/, image.ref);
       }
     } finally {
       await images.close();
-      await f.ctr.stop();
-      await Deno.remove(f.dir, { recursive: true });
+      await f.stop();
     }
   },
 });
@@ -110,9 +114,7 @@ Deno.test({
       assert.ok(
         f.remote.log.some((l) => /images import --platform linux\/amd64 -$/.test(l)),
       );
-      const listed = parseImageList(
-        (await f.remote.exec(`ctr -a ${f.ctr.socket} -n k8s.io images ls`)).stdout,
-      );
+      const listed = await nodeImages(f.remote, f.ctr.socket);
       for (const image of f.images) {
         assert.equal(listed.find((i) => i.ref === image.ref)?.digest, image.hash, image.ref);
         const [name] = image.ref.split(":");
@@ -125,9 +127,7 @@ Deno.test({
       await f.remote.exec(`ctr -a ${f.ctr.socket} -n k8s.io images rm ${records.join(" ")}`);
       const result = await images.pin(f.remote);
       assert.deepEqual(result.imported, ["dtk.test+box@1"]);
-      const after = parseImageList(
-        (await f.remote.exec(`ctr -a ${f.ctr.socket} -n k8s.io images ls`)).stdout,
-      );
+      const after = await nodeImages(f.remote, f.ctr.socket);
       for (const image of f.images) {
         const record = after.find((i) => i.ref === image.ref);
         assert.match(record?.labels ?? "", /io\.cri-containerd\.pinned=pinned/, image.ref);
@@ -139,8 +139,7 @@ Deno.test({
       assert.ok(Number(rootfs.stdout.trim()) >= 2, rootfs.stdout);
     } finally {
       await images.close();
-      await f.ctr.stop();
-      await Deno.remove(f.dir, { recursive: true });
+      await f.stop();
     }
   },
 });
@@ -181,12 +180,10 @@ Deno.test({
       port: 0,
       socket: ctr.socket,
     });
-    const ls = async () =>
-      parseImageList((await remote.exec(`ctr -a ${ctr.socket} -n k8s.io images ls`)).stdout);
     try {
       // Over ssh: the archive holds the index and the amd64 manifest only.
       await images.importArchive(remote, (await images.index()).images);
-      let listed = await ls();
+      let listed = await nodeImages(remote, ctr.socket);
       assert.equal(listed.find((i) => i.ref === multi.ref)?.digest, multi.hash);
       await remote.exec(
         `ctr -a ${ctr.socket} -n k8s.io images rm ${multi.ref} dtk.test/multi@${multi.hash}`,
@@ -202,7 +199,7 @@ Deno.test({
       await remote.exec(
         `ctr -a ${ctr.socket} -n k8s.io images pull --hosts-dir ${hostsDir} --platform linux/amd64 ${multi.ref}`,
       );
-      listed = await ls();
+      listed = await nodeImages(remote, ctr.socket);
       assert.equal(listed.find((i) => i.ref === multi.ref)?.digest, multi.hash);
     } finally {
       await images.close();
