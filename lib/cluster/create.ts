@@ -727,7 +727,10 @@ export class ClusterCreate {
         if (!staticPod("etcd")) await this.#unitActive(node, "etcd.service");
         const remote = this.#nodes.remote(node);
         await poll(async () => {
-          const r = await remote.exec(etcdGateCommand(), { timeoutMs: 15_000, check: false });
+          const r = await remote.exec(etcdGateCommand(this.config.versions.etcd), {
+            timeoutMs: 15_000,
+            check: false,
+          });
           return r.success && r.stdout.includes(node) ? true : undefined;
         }, {
           timeoutMs: this.#t.etcd,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { CplaneComponent } from "../config/types.ts";
-import { kubeFeatures } from "./_version.ts";
+import { etcdFeatures, kubeFeatures } from "./_version.ts";
 import { LOCAL_BIN, NODE_PATHS } from "./_paths.ts";
 import { flagArgs, type Flags, renderUnit, yamlDoc } from "./_text.ts";
 import type { RenderConfig, RenderNode, RenderOverrides } from "./_types.ts";
@@ -161,12 +161,18 @@ export function etcdFlags(controller: RenderNode): Flags {
 }
 
 /**
- * etcd's health gate, run on the controller: the member list over mTLS on loopback, with the
- * certificate the apiserver uses. Passes once the output names the node's member.
+ * etcdctl on the controller, over mTLS on loopback with the certificate the apiserver uses;
+ * `ETCDCTL_API=3` only for the etcdctl versions that need it (see `etcdFeatures`).
  */
-export function etcdGateCommand(): string {
-  return `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${P.etcdCaCert} ` +
-    `--cert=${P.etcdCert} --key=${P.etcdKey} member list`;
+export function etcdctlCommand(etcdVersion: string): string {
+  const env = etcdFeatures(etcdVersion).etcdctlApiEnv ? "ETCDCTL_API=3 " : "";
+  return `${env}etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${P.etcdCaCert} ` +
+    `--cert=${P.etcdCert} --key=${P.etcdKey}`;
+}
+
+/** etcd's health gate, run on the controller. Passes once the output names the node's member. */
+export function etcdGateCommand(etcdVersion: string): string {
+  return `${etcdctlCommand(etcdVersion)} member list`;
 }
 
 export function renderEtcdUnit(controller: RenderNode): string {

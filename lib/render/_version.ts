@@ -85,6 +85,24 @@ export function kubeFeatures(version: string): KubeFeatures {
   };
 }
 
+/** The version-dependent choices for one etcd version. */
+export interface EtcdFeatures {
+  version: Semver;
+  /**
+   * etcdctl needs `ETCDCTL_API=3`: before 3.4 it spoke the v2 API by default (CHANGELOG-3.4
+   * "Make `ETCDCTL_API=3 etcdctl` default"). 3.4 and 3.5 read the variable and unset it
+   * (etcdctl/main.go at v3.5.30); 3.6 dropped the v2 client and that code (etcdctl/main.go at
+   * v3.6.7), so the variable reaches pkg/flags' environment check, which warns "unrecognized
+   * environment variable" on every call.
+   */
+  etcdctlApiEnv: boolean;
+}
+
+export function etcdFeatures(version: string): EtcdFeatures {
+  const v = parseVersion(version, "etcd");
+  return { version: v, etcdctlApiEnv: v.major < 3 || (v.major === 3 && v.minor < 4) };
+}
+
 /** The version-dependent choices for one containerd version. */
 export interface ContainerdFeatures {
   version: Semver;

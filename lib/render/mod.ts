@@ -59,6 +59,8 @@ export { CONTAINERD_BIN, LOCAL_BIN, NODE_PATHS, type NodePaths } from "./_paths.
 export {
   type ContainerdFeatures,
   containerdFeatures,
+  type EtcdFeatures,
+  etcdFeatures,
   type KubeFeatures,
   kubeFeatures,
   parseVersion,

@@ -93,7 +93,6 @@ export async function clusterStatus(
       })),
     };
   });
-  const p = render.NODE_PATHS;
   const probes: Probe[] = clusterProbes({
     nodes: nodes.names,
     controller: nodes.controller,
@@ -103,8 +102,7 @@ export async function clusterStatus(
     units,
     kube: kube as KubeApi | undefined,
     etcdStaticPod: config.k8s.containerizedCplane.includes("etcd" as never),
-    etcdctl:
-      `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${p.etcdCaCert} --cert=${p.etcdCert} --key=${p.etcdKey}`,
+    etcdctl: render.etcdctlCommand(config.versions.etcd),
     runner: options.runner,
     kubeconfig,
     addons: addonProbes,

@@ -466,7 +466,10 @@ modernTest(
       }));
       for (const node of nodes.nodes) {
         const gate = await waitFor(`dtk's etcd gate on ${node.name}`, async () => {
-          const r = await node.run(etcdGateCommand(), { check: false, timeoutMs: 15_000 });
+          const r = await node.run(etcdGateCommand(ctx.set.versions.etcd), {
+            check: false,
+            timeoutMs: 15_000,
+          });
           return r.success && r.stdout.includes(node.name) ? r : undefined;
         }, { timeoutMs: 90_000, intervalMs: 1000 });
         for (const n of rnodes) assert.ok(gate.stdout.includes(n.name), gate.stdout);
@@ -481,7 +484,7 @@ modernTest(
       assert.match(version.stdout, /etcd Version: 3\.5\.30/);
       assert.match(version.stdout, /etcdctl version: 3\.5\.30/);
       const health = await nodes.at(0).run(
-        etcdGateCommand().replace(
+        etcdGateCommand(ctx.set.versions.etcd).replace(
           "--endpoints=https://127.0.0.1:2379",
           `--endpoints=${rnodes.map((n) => `https://${n.ip}:2379`).join(",")}`,
         ).replace("member list", "endpoint health"),
@@ -551,7 +554,10 @@ Deno.test({
         );
         if (step === "etcd") {
           await waitFor("dtk's etcd gate", async () => {
-            const r = await node.run(etcdGateCommand(), { check: false, timeoutMs: 15_000 });
+            const r = await node.run(etcdGateCommand(config.versions.etcd), {
+              check: false,
+              timeoutMs: 15_000,
+            });
             return r.success && r.stdout.includes(node.name) ? r : undefined;
           }, { timeoutMs: 60_000, intervalMs: 1000 });
         }

@@ -4,6 +4,8 @@ import { parseAllDocuments } from "yaml";
 import { type Config, defaultConfig } from "../../lib/config/mod.ts";
 import { DtkError } from "../../lib/errors/mod.ts";
 import {
+  etcdctlCommand,
+  etcdGateCommand,
   NODE_PATHS,
   octal,
   renderApiserverRbac,
@@ -194,6 +196,20 @@ Deno.test("render: etcd metrics listen on 2381 on the node IP and loopback", () 
     match(etcd, /--listen-metrics-urls=http:\/\/192\.168\.122\.11:2381,http:\/\/127\.0\.0\.1:2381/);
     ok(!etcd.includes("2331"));
   }
+});
+
+Deno.test("render: ETCDCTL_API=3 only for the etcdctl versions that read it", () => {
+  // 3.6 dropped etcdctl's v2 client and the code that consumed the variable: it would warn
+  // "unrecognized environment variable" on every gate poll. 3.3 still defaulted to v2.
+  for (const version of ["v3.6.7", "3.5.30", "3.4.23"]) {
+    ok(!etcdGateCommand(version).includes("ETCDCTL_API"), version);
+    ok(!etcdctlCommand(version).includes("ETCDCTL_API"), version);
+  }
+  match(etcdGateCommand("v3.3.27"), /^ETCDCTL_API=3 etcdctl /);
+  match(
+    etcdGateCommand("v3.6.7"),
+    /^etcdctl --endpoints=https:\/\/127\.0\.0\.1:2379 .* member list$/,
+  );
 });
 
 Deno.test("render: containerd's cgroup driver matches the kubelet's", () => {
