@@ -35,10 +35,11 @@ Deno.test("the default config needs the core, the OS ISO, 8 charts and the Gatew
   assert.ok(!names.includes(GUEST_ADDITIONS));
   assert.ok(!names.includes(chartArtifactName("calico")), "disabled add-ons are left out");
   assert.deepEqual(names, [...names].sort());
-  // Every core artifact of the default versions has a built-in pin, except containerd: no two
-  // public sources record the static 2.1.9 build's hash, so the lock takes the publisher's.
+  // Every core artifact of the default versions has a built-in pin, except containerd and runc:
+  // no two public sources record the static 2.1.9 build's or runc 1.4.3's hash, so the lock
+  // takes the publisher's.
   for (const s of specs.filter((s) => s.kind !== "chart" && s.kind !== "manifest")) {
-    if (s.name === "containerd") continue;
+    if (s.name === "containerd" || s.name === "runc") continue;
     assert.match(s.pin ?? "", /^[0-9a-f]{64}$/, `${s.name} is pinned`);
   }
   const containerd = specs.find((s) => s.name === "containerd")!;
@@ -52,6 +53,16 @@ Deno.test("the default config needs the core, the OS ISO, 8 charts and the Gatew
   assert.equal(
     containerd.checksum?.type === "file" && containerd.checksum.url,
     `${containerd.urls[0]}.sha256sum`,
+  );
+  const runc = specs.find((s) => s.name === "runc")!;
+  // runc 1.4.0 hangs `runc exec` of short-lived processes (fixed in 1.4.2) and misses
+  // CVE-2026-41579 (1.4.3): runc's CHANGELOG.md at v1.4.3.
+  const releases = "https://github.com/opencontainers/runc/releases/download";
+  assert.equal(runc.urls[0], `${releases}/v1.4.3/runc.amd64`);
+  assert.equal(runc.pin, undefined, "an unrecorded hash is not pinned");
+  assert.equal(
+    runc.checksum?.type === "file" && runc.checksum.url,
+    `${releases}/v1.4.3/runc.sha256sum`,
   );
 });
 

@@ -110,7 +110,7 @@ export const BUILT_IN_CONFIG: { config: Omit<Config, "source">; warnings: Config
       "kubernetes": "v1.35.0",
       "etcd": "v3.6.7",
       "containerd": "2.1.9",
-      "runc": "v1.4.0",
+      "runc": "v1.4.3",
       "crictl": "v1.35.0",
       "cniPlugins": "v1.9.0",
       "guestAdditions": "7.0.26",

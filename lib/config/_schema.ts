@@ -190,7 +190,10 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         default: "2.1.9",
         doc: "containerd (static build).",
       },
-      "runc": { kind: "string", numeric: true, default: "v1.4.0", doc: "runc." },
+      // runc 1.4.0 (the original's pin) has regressions fixed in 1.4.1 (spurious "cannot start a
+      // container that has stopped", #5157) and 1.4.2 (`runc exec` of a short-lived process can hang,
+      // #5208: exec probes); 1.4.3 fixes CVE-2026-41579 (runc CHANGELOG.md at v1.4.3).
+      "runc": { kind: "string", numeric: true, default: "v1.4.3", doc: "runc." },
       "crictl": { kind: "string", numeric: true, default: "v1.35.0", doc: "crictl." },
       "cni-plugins": { kind: "string", numeric: true, default: "v1.9.0", doc: "CNI plugins." },
       "guest-additions": {
