@@ -476,7 +476,12 @@ export function renderEtcdPod(
       { name: "etcd-certs", path: P.etcdConfigDir, readOnly: true },
       { name: "etcd-data", path: P.etcdDataDir, readOnly: false },
     ],
-    probe: { host: "127.0.0.1", path: "/health?serializable=true", port: 2381, scheme: "HTTP" },
+    probe: {
+      host: "127.0.0.1",
+      path: etcdFeatures(config.versions.etcd).livez ? "/livez" : "/health?serializable=true",
+      port: 2381,
+      scheme: "HTTP",
+    },
   });
 }
 

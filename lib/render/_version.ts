@@ -96,11 +96,26 @@ export interface EtcdFeatures {
    * environment variable" on every call.
    */
   etcdctlApiEnv: boolean;
+  /**
+   * The metrics listener serves `/livez` (3.4.29, 3.5.11, 3.6: CHANGELOG-3.4/3.5 "Add
+   * livez/readyz HTTP endpoints"), a local serializable read only. `/health` also fails on any
+   * alarm, so a NOSPACE alarm would have the kubelet restart etcd in a loop, which frees no
+   * space and gets in the way of the compaction that does (kubernetes/kubernetes#96886; kubeadm
+   * probes `/livez`, kubeadm#3039).
+   */
+  livez: boolean;
 }
 
 export function etcdFeatures(version: string): EtcdFeatures {
   const v = parseVersion(version, "etcd");
-  return { version: v, etcdctlApiEnv: v.major < 3 || (v.major === 3 && v.minor < 4) };
+  const three = v.major === 3;
+  return {
+    version: v,
+    etcdctlApiEnv: v.major < 3 || (three && v.minor < 4),
+    livez: v.major > 3 ||
+      (three &&
+        (v.minor >= 6 || (v.minor === 5 && v.patch >= 11) || (v.minor === 4 && v.patch >= 29))),
+  };
 }
 
 /** The version-dependent choices for one containerd version. */

@@ -480,6 +480,16 @@ modernTest(
           ((performance.now() - started) / 1000).toFixed(1)
         } s after install`,
       );
+      // The path dtk's etcd static pod probes for liveness on this version (/livez from 3.5.11).
+      const pod = renderStep("etcd", {
+        config: { ...ctx.config, k8s: { ...ctx.config.k8s, containerizedCplane: ["etcd"] } },
+        nodes: [rnodes[0]!],
+        node: nodes.at(0).name,
+      }).files.find((f) => f.path.endsWith("etcd.yaml"))!.content;
+      const probe = pod.match(/path: (\S+)/)?.[1] ?? "";
+      assert.equal(probe, "/livez");
+      const livez = await nodes.at(0).run(`curl -sS --max-time 5 http://127.0.0.1:2381${probe}`);
+      assert.equal(livez.stdout.trim(), "ok");
       const version = await nodes.at(0).run("etcd --version && etcdctl version");
       assert.match(version.stdout, /etcd Version: 3\.5\.30/);
       assert.match(version.stdout, /etcdctl version: 3\.5\.30/);

@@ -212,6 +212,19 @@ Deno.test("render: ETCDCTL_API=3 only for the etcdctl versions that read it", ()
   );
 });
 
+Deno.test("render: the etcd pod's liveness probe is /livez where etcd serves it", () => {
+  // /health fails on a NOSPACE alarm, and restarting etcd frees no space (kubeadm probes /livez).
+  const probe = (etcd: string) => {
+    const config = variant({ k8s: { containerizedCplane: ["etcd"] }, versions: { etcd } });
+    const pod = parseAllDocuments(file(config, "vm1", `${NODE_PATHS.staticPods}/etcd.yaml`))[0];
+    if (!pod || !("toJS" in pod)) throw new Error("no etcd pod");
+    return pod.toJS().spec.containers[0].livenessProbe.httpGet.path;
+  };
+  for (const etcd of ["v3.6.7", "3.5.11", "3.5.30", "3.4.29"]) equal(probe(etcd), "/livez", etcd);
+  // Older members have no /livez: a 404 would fail every probe.
+  for (const etcd of ["3.5.10", "v3.4.23"]) equal(probe(etcd), "/health?serializable=true", etcd);
+});
+
 Deno.test("render: containerd's cgroup driver matches the kubelet's", () => {
   for (const [name, config] of Object.entries(CASES)) {
     match(file(config, "vm2", NODE_PATHS.containerdConfig), /SystemdCgroup = true/, name);
