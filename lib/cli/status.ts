@@ -105,10 +105,11 @@ generated/ in the current folder. A cluster whose folder or config is gone is li
       "after",
       `
 Each VM: the driver's state, its address, ssh with the pinned host key, dtk's systemd units. Each
-node: Ready, kubelet version, pressure conditions. The control plane: etcd health, apiserver
-/readyz, the controller-manager and scheduler leader leases. Each enabled add-on: its helm release
-and dtk's readiness check. Probes run in parallel, each bounded by --timeout; one that does not
-answer in time is named. Exit codes: 0 healthy, 1 degraded, 2 could not check.`,
+node: Ready, kubelet version, pressure conditions, pod CIDR (its vms[].pod-cidr). The control
+plane: etcd health, apiserver /readyz, the controller-manager and scheduler leader leases. Each
+enabled add-on: its helm release and dtk's readiness check. Probes run in parallel, each bounded
+by --timeout; one that does not answer in time is named. Exit codes: 0 healthy, 1 degraded, 2
+could not check.`,
     )
     .action(async function (this: Command) {
       const opts = this.optsWithGlobals() as GlobalOptions & {

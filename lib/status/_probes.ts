@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { formatDuration } from "../errors/mod.ts";
+import { formatDuration, q } from "../errors/mod.ts";
 import type { Runner } from "../exec/mod.ts";
 import type { Remote } from "../remote/mod.ts";
 import type { Driver, NodeAddress } from "../../drivers/types.ts";
@@ -39,6 +39,8 @@ export interface StatusDeps {
   units(node: string): string[];
   /** `undefined`: the cluster has no admin kubeconfig yet. */
   kube: KubeApi | undefined;
+  /** The node's `vms[].pod-cidr`, which its spec.podCIDR must be (cluster create sets it). */
+  podCidr?(node: string): string | undefined;
   /** etcd runs as a static pod (no etcdctl on the node): its health comes from the apiserver. */
   etcdStaticPod: boolean;
   /** The etcdctl command line on the controller. */
@@ -80,14 +82,22 @@ export function parseUnitStates(units: readonly string[], stdout: string): Probe
 
 interface NodeJson {
   metadata?: { name?: string };
+  spec?: { podCIDR?: string };
   status?: {
     nodeInfo?: { kubeletVersion?: string };
     conditions?: { type?: string; status?: string; reason?: string; message?: string }[];
   };
 }
 
-/** A node's Ready condition, kubelet version and pressure conditions. */
-export function nodeOutcome(node: NodeJson | undefined, name: string): ProbeOutcome {
+/**
+ * A node's Ready condition, kubelet version, pressure conditions, and its pod CIDR against
+ * `podCidr` (its `vms[].pod-cidr`: the bridge CNI's subnet, which Cilium must agree with).
+ */
+export function nodeOutcome(
+  node: NodeJson | undefined,
+  name: string,
+  podCidr?: string,
+): ProbeOutcome {
   if (node === undefined) return degraded(`not registered with the apiserver`);
   const conditions = node.status?.conditions ?? [];
   const version = node.status?.nodeInfo?.kubeletVersion ?? "?";
@@ -99,6 +109,10 @@ export function nodeOutcome(node: NodeJson | undefined, name: string): ProbeOutc
     problems.push(`not Ready (${ready?.reason ?? "no Ready condition"})`);
   }
   if (pressure.length > 0) problems.push(pressure.join(", "));
+  const have = node.spec?.podCIDR;
+  if (podCidr !== undefined && have !== podCidr) {
+    problems.push(`pod CIDR ${have ? q(have) : "unset"}, not its vms[].pod-cidr ${q(podCidr)}`);
+  }
   if (problems.length > 0) {
     return degraded(`${problems.join("; ")}, kubelet ${version}`, ready?.message);
   }
@@ -263,7 +277,11 @@ export function clusterProbes(deps: StatusDeps): Probe[] {
       group: "node",
       after: "apiserver",
       run: async () =>
-        nodeOutcome((await listNodes()).find((n) => n.metadata?.name === node), node),
+        nodeOutcome(
+          (await listNodes()).find((n) => n.metadata?.name === node),
+          node,
+          deps.podCidr?.(node),
+        ),
     });
   }
 

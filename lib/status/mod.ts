@@ -1,6 +1,6 @@
 /**
  * `dtk cluster status`: every VM (driver state, address, ssh with the pinned key, dtk's units),
- * every node (Ready, kubelet version, pressure), the control plane (etcd, apiserver `/readyz`,
+ * every node (Ready, kubelet version, pressure, pod CIDR), the control plane (etcd, apiserver `/readyz`,
  * the controller-manager and scheduler leases), every enabled add-on (helm release, dtk's
  * readiness check), and `dtk verify` when asked. The model is pure (`_model.ts`); the probes go
  * through the ports (`_probes.ts`); this module wires them to a real cluster.
@@ -101,6 +101,7 @@ export async function clusterStatus(
     remote: (n) => nodes.remote(n),
     units,
     kube: kube as KubeApi | undefined,
+    podCidr: (n) => config.vms.find((vm) => vm.name === n)?.podCidr,
     etcdStaticPod: config.k8s.containerizedCplane.includes("etcd" as never),
     etcdctl: render.etcdctlCommand(config.versions.etcd),
     runner: options.runner,

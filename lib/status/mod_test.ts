@@ -120,6 +120,14 @@ Deno.test("parsers: unit states, node conditions, leases", () => {
     /DiskPressure/,
   );
   assert.equal(nodeOutcome(undefined, "vm1").summary, "not registered with the apiserver");
+  const withCidr = (podCIDR?: string) => ({ ...node("True"), spec: { podCIDR } });
+  assert.equal(nodeOutcome(withCidr("10.200.0.0/24"), "vm1", "10.200.0.0/24").status, "ok");
+  assert.deepEqual(nodeOutcome(withCidr("10.200.1.0/24"), "vm1", "10.200.0.0/24"), {
+    status: "degraded",
+    summary: 'pod CIDR "10.200.1.0/24", not its vms[].pod-cidr "10.200.0.0/24", kubelet v1.20.2',
+    detail: undefined,
+  });
+  assert.match(nodeOutcome(withCidr(), "vm1", "10.200.0.0/24").summary, /^pod CIDR unset/);
   const now = Date.parse("2026-12-03T11:00:00Z");
   const lease = (renew: string) => ({
     status: 200,
