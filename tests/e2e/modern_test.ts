@@ -205,6 +205,14 @@ modernTest(
         assert.match(plugins.stdout, /io\.containerd\.transfer\.v1\s+local\s.*\sok\s*$/m);
       });
 
+      await t.step("no deprecation warnings: ctr deprecations list is empty", async () => {
+        // containerd 2.x records every deprecated config key it meets (bin_dir, registry
+        // mirrors/configs/auths, version 2 schema, ...): dtk's config must use none.
+        const deprecations = await node.run("ctr deprecations list");
+        const rows = deprecations.stdout.trim().split("\n").slice(1).filter((r) => r.trim());
+        assert.deepEqual(rows, [], deprecations.stdout);
+      });
+
       await t.step("containerd config dump shows dtk's values", async () => {
         const dump = (await node.run("containerd config dump")).stdout;
         assert.match(dump, /^version = 3$/m);
