@@ -13,11 +13,11 @@ const decoder = new TextDecoder();
 
 /**
  * A config with only what `dtk lock` resolves from the built-in pins, without the network (the
- * default containerd takes its hash from the publisher; 2.2.1 is pinned; cilium's images carry
- * their digests, coredns's would need the registry).
+ * default containerd and runc take their hashes from the publisher; containerd 2.2.1 and runc
+ * v1.4.0 are pinned; cilium's images carry their digests, coredns's would need the registry).
  */
 export const PINNED_CONFIG =
-  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n";
+  "versions:\n  kubernetes: v1.35.0\n  containerd: 2.2.1\n  runc: v1.4.0\naddons:\n- name: cilium\n  enabled: true\n";
 
 /**
  * The `deno bundle` command line for `entry` into the file `output`, or with `split` into the

@@ -193,8 +193,9 @@ Deno.test("a hand-written lock (bare hex, SRI, minimal fields) fetches from a fo
 Deno.test("dtk lock: pinned entries offline, --frozen fails without writing, version bumps re-resolve", async () => {
   await withEnv(async (env) => {
     const config = (k8s: string) =>
-      // containerd 2.2.1: a version whose hash dtk pins (the default's comes from the publisher).
-      `versions:\n  kubernetes: ${k8s}\n  containerd: 2.2.1\naddons:\n- name: cilium\n  enabled: true\n`;
+      // containerd 2.2.1 and runc v1.4.0: versions whose hashes dtk pins (the defaults' come
+      // from the publisher).
+      `versions:\n  kubernetes: ${k8s}\n  containerd: 2.2.1\n  runc: v1.4.0\naddons:\n- name: cilium\n  enabled: true\n`;
     await Deno.writeTextFile(join(env.dir, "config.yaml"), config("v1.35.0"));
     const frozenMissing = await run(env, ["lock", "--frozen"]);
     assert.equal(frozenMissing.code, 1);
