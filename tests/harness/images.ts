@@ -72,7 +72,9 @@ export async function writeTestImages(
     const manifests = [];
     for (
       const [name, cmd] of [
-        [PAUSE_IMAGE, ["/bin/sleep", "2147483647"]],
+        // PID 1 of a pod ignores a signal it has no handler for: a bare sleep would hold each
+        // node's shutdown until systemd's 90 s stop timeout, as the real pause does not.
+        [PAUSE_IMAGE, ["/bin/sh", "-c", "trap 'exit 0' TERM INT; sleep 2147483647 & wait"]],
         [BOX_IMAGE, ["/bin/sh", "-c", "echo hello-from-a-dtk-node; exec sleep 2147483647"]],
       ] as const
     ) {
