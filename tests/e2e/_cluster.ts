@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { k8sStatus, nodeSupport } from "../harness/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 import { SshRemote } from "../../lib/remote/mod.ts";
+import { credentialsFromKubeconfig } from "../../lib/kube/mod.ts";
 
 /** dtk with the test-only nspawn driver registered (`tests/harness/dtk.ts`). */
 export const DTK_TEST_MAIN = new URL("../harness/dtk.ts", import.meta.url).pathname;
@@ -66,4 +67,27 @@ export async function execOnNode(
   } finally {
     await remote.close();
   }
+}
+
+/**
+ * The HTTP codes, one a line, of kube-controller-manager's and kube-scheduler's `/configz` on
+ * their secure ports (10257, 10259) of `node`, asked with the admin client certificate of
+ * `kubeconfig`: `200\n200` when both authenticate it and authorize it through the apiserver.
+ */
+export async function configzCodes(
+  generated: string,
+  node: string,
+  options: { cluster: string; kubeconfig: string },
+): Promise<{ codes: string; stderr: string }> {
+  const admin = credentialsFromKubeconfig(await Deno.readTextFile(options.kubeconfig));
+  const r = await execOnNode(generated, node, {
+    cluster: options.cluster,
+    timeoutMs: 30_000,
+    command:
+      `d=$(mktemp -d) && umask 077 && cat > $d/c.pem <<'EOF'\n${admin.certPem.trim()}\nEOF\n` +
+      `cat > $d/k.pem <<'EOF'\n${admin.keyPem.trim()}\nEOF\n` +
+      "for port in 10257 10259; do curl -sk -o /dev/null -w '%{http_code}\\n' " +
+      '--cert $d/c.pem --key $d/k.pem "https://127.0.0.1:$port/configz"; done; rm -rf $d',
+  });
+  return { codes: r.stdout.trim(), stderr: r.stderr };
 }

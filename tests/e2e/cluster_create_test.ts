@@ -22,16 +22,12 @@ import {
 } from "../harness/mod.ts";
 import {
   clusterSkipReason,
+  configzCodes,
   DTK_TEST_MAIN,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
 } from "./_cluster.ts";
-import {
-  credentialsFromKubeconfig,
-  KubeClient,
-  leaseHolder,
-  nodeReadiness,
-} from "../../lib/kube/mod.ts";
+import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
 const MAIN = DTK_TEST_MAIN;
@@ -207,15 +203,8 @@ Deno.test({
         async () => {
           // Without --authentication-kubeconfig and --authorization-kubeconfig both answer 403
           // to everything outside --authorization-always-allow-paths, /configz among it.
-          const admin = credentialsFromKubeconfig(await Deno.readTextFile(kubeconfig));
-          const r = await onNode(
-            "vm1",
-            `d=$(mktemp -d) && umask 077 && cat > $d/c.pem <<'EOF'\n${admin.certPem.trim()}\nEOF\n` +
-              `cat > $d/k.pem <<'EOF'\n${admin.keyPem.trim()}\nEOF\n` +
-              "for port in 10257 10259; do curl -sk -o /dev/null -w '%{http_code}\\n' " +
-              '--cert $d/c.pem --key $d/k.pem "https://127.0.0.1:$port/configz"; done; rm -rf $d',
-          );
-          assert.equal(r.stdout.trim(), "200\n200", r.stderr);
+          const r = await configzCodes(generated, "vm1", { cluster, kubeconfig });
+          assert.equal(r.codes, "200\n200", r.stderr);
         },
       );
 

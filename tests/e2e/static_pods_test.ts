@@ -25,11 +25,11 @@ import {
 import { CPLANE_IMAGE_COMPONENTS, writeControlPlaneImages } from "../harness/cplane_images.ts";
 import {
   clusterSkipReason,
+  configzCodes,
   DTK_TEST_MAIN,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
 } from "./_cluster.ts";
-import { credentialsFromKubeconfig } from "../../lib/kube/mod.ts";
 import { NODE_PATHS } from "../../lib/render/mod.ts";
 
 const skip = clusterSkipReason();
@@ -251,15 +251,8 @@ Deno.test({
     await t.step(
       "controller-manager and scheduler authenticate the admin certificate on their secure ports",
       async () => {
-        const admin = credentialsFromKubeconfig(await Deno.readTextFile(kubeconfig));
-        const r = await onNode(
-          "vm1",
-          `d=$(mktemp -d) && umask 077 && cat > $d/c.pem <<'EOF'\n${admin.certPem.trim()}\nEOF\n` +
-            `cat > $d/k.pem <<'EOF'\n${admin.keyPem.trim()}\nEOF\n` +
-            "for port in 10257 10259; do curl -sk -o /dev/null -w '%{http_code}\\n' " +
-            '--cert $d/c.pem --key $d/k.pem "https://127.0.0.1:$port/configz"; done; rm -rf $d',
-        );
-        assert.equal(r.stdout.trim(), "200\n200", r.stderr);
+        const r = await configzCodes(generated, "vm1", { cluster, kubeconfig });
+        assert.equal(r.codes, "200\n200", r.stderr);
       },
     );
 
