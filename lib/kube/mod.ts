@@ -110,16 +110,8 @@ export class KubeClient {
   }
 
   /** Merges labels into a node. */
-  async labelNode(name: string, labels: Record<string, string>): Promise<void> {
-    const r = await this.request("PATCH", `/api/v1/nodes/${encodeURIComponent(name)}`, {
-      body: JSON.stringify({ metadata: { labels } }),
-      contentType: "application/merge-patch+json",
-    });
-    if (r.status !== 200) {
-      throw new DtkError(`Labelling node ${q(name)} failed with HTTP ${r.status}`, {
-        cause: r.text.slice(0, 500),
-      });
-    }
+  labelNode(name: string, labels: Record<string, string>): Promise<void> {
+    return patchNode(this, name, { patch: { metadata: { labels } }, what: "Labelling node" });
   }
 
   close(): void {
@@ -263,15 +255,27 @@ export async function assignPodCidrs(
   return { ...readiness(list), assigned };
 }
 
-async function setPodCidr(client: KubeApi, name: string, cidr: string): Promise<void> {
-  const r = await client.request("PATCH", `/api/v1/nodes/${encodeURIComponent(name)}`, {
-    body: JSON.stringify({ spec: { podCIDR: cidr, podCIDRs: [cidr] } }),
-    contentType: "application/merge-patch+json",
-  });
+function setPodCidr(client: KubeApi, name: string, cidr: string): Promise<void> {
   // A refusal (e.g. a CIDR set meanwhile) is retried by the caller's poll, whose next look
   // sees the node's new spec and reports the conflict.
+  return patchNode(client, name, {
+    patch: { spec: { podCIDR: cidr, podCIDRs: [cidr] } },
+    what: "Setting the pod CIDR of node",
+  });
+}
+
+/** A JSON merge patch of Node `name`; `what` begins the error, e.g. "Labelling node". */
+async function patchNode(
+  client: KubeApi,
+  name: string,
+  options: { patch: unknown; what: string },
+): Promise<void> {
+  const r = await client.request("PATCH", `/api/v1/nodes/${encodeURIComponent(name)}`, {
+    body: JSON.stringify(options.patch),
+    contentType: "application/merge-patch+json",
+  });
   if (r.status !== 200) {
-    throw new DtkError(`Setting the pod CIDR of node ${q(name)} failed with HTTP ${r.status}`, {
+    throw new DtkError(`${options.what} ${q(name)} failed with HTTP ${r.status}`, {
       cause: r.text.slice(0, 500),
     });
   }
