@@ -91,3 +91,70 @@ export async function configzCodes(
   });
   return { codes: r.stdout.trim(), stderr: r.stderr };
 }
+
+/** A finished command of an e2e test. */
+export interface CommandRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `argv` with the e2e environment (no colour, no Rust backtraces, the test drivers).
+ * `echo` copies its stderr to the test's: `live` as it comes, `after` once it ends, `tail` the
+ * last 4,000 characters once it ends. `interruptWhen`: Ctrl-C once stderr matches, as a user
+ * would press it.
+ */
+export async function runCommand(
+  argv: string[],
+  options: {
+    env?: Record<string, string>;
+    cwd?: string;
+    stdin?: string;
+    echo?: "live" | "after" | "tail";
+    interruptWhen?: RegExp;
+  } = {},
+): Promise<CommandRun> {
+  const child = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DTK_TEST_DRIVERS: "1", ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const decoder = new TextDecoder();
+  let stderr = "";
+  let interrupted = false;
+  const readErr = (async () => {
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      if (options.echo === "live") await Deno.stderr.write(chunk);
+      if (options.interruptWhen && !interrupted && options.interruptWhen.test(stderr)) {
+        interrupted = true;
+        child.kill("SIGINT");
+      }
+    }
+  })();
+  const stdout = await new Response(child.stdout).text();
+  await readErr;
+  const { code } = await child.status;
+  if (options.echo === "after" || options.echo === "tail") {
+    const shown = options.echo === "tail" ? stderr.slice(-4000) : stderr;
+    await Deno.stderr.write(new TextEncoder().encode(shown));
+  }
+  return { code, stdout, stderr };
+}
+
+/** dtk (the test entry, `DTK_TEST_MAIN`) with `args`, through `runCommand`. */
+export function runDtk(
+  args: string[],
+  options: Parameters<typeof runCommand>[1] = {},
+): Promise<CommandRun> {
+  return runCommand([Deno.execPath(), "run", "--allow-all", DTK_TEST_MAIN, ...args], options);
+}

@@ -22,15 +22,15 @@ import {
 } from "../harness/mod.ts";
 import {
   clusterSkipReason,
+  type CommandRun,
   configzCodes,
-  DTK_TEST_MAIN,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
+  runDtk,
 } from "./_cluster.ts";
 import { KubeClient, leaseHolder, nodeReadiness } from "../../lib/kube/mod.ts";
 import { StateStore } from "../../lib/pipeline/mod.ts";
 
-const MAIN = DTK_TEST_MAIN;
 const skip = clusterSkipReason();
 /**
  * Not in the nodes' order: an allocator that hands out the cluster CIDR's /24s as nodes
@@ -42,44 +42,11 @@ const POD_CIDRS: Record<string, string> = {
   vm3: "10.200.1.0/24",
 };
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function dtk(
+function dtk(
   args: string[],
   options: { env: Record<string, string>; interruptWhen?: RegExp },
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DTK_TEST_DRIVERS: "1", ...options.env },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const decoder = new TextDecoder();
-  let stderr = "";
-  let interrupted = false;
-  const readErr = (async () => {
-    for await (const chunk of child.stderr) {
-      const text = decoder.decode(chunk);
-      stderr += text;
-      await Deno.stderr.write(chunk);
-      if (options.interruptWhen && !interrupted && options.interruptWhen.test(stderr)) {
-        interrupted = true;
-        child.kill("SIGINT");
-      }
-    }
-  })();
-  const stdoutChunks: Uint8Array[] = [];
-  for await (const chunk of child.stdout) stdoutChunks.push(chunk);
-  await readErr;
-  const status = await child.status;
-  const stdout = decoder.decode(
-    stdoutChunks.reduce((a, b) => new Uint8Array([...a, ...b]), new Uint8Array()),
-  );
-  return { code: status.code, stdout, stderr };
+): Promise<CommandRun> {
+  return runDtk(args, { ...options, echo: "live" });
 }
 
 Deno.test({

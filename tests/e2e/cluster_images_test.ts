@@ -27,34 +27,14 @@ import {
   execOnNode,
   nodeRemote,
   NSPAWN_RENDER_OVERRIDES,
+  runCommand,
+  runDtk,
 } from "./_cluster.ts";
 import { imageArtifacts, seedStore, testLayout } from "../registry/_images.ts";
 
 const MAIN = DTK_TEST_MAIN;
 const skip = clusterSkipReason();
 const decoder = new TextDecoder();
-
-async function run(
-  argv: string[],
-  options: { env?: Record<string, string>; stdin?: string; echo?: boolean } = {},
-) {
-  const child = new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    env: { NO_COLOR: "1", DTK_TEST_DRIVERS: "1", ...options.env },
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const stderr = decoder.decode(out.stderr);
-  if (options.echo) await Deno.stderr.write(out.stderr);
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr };
-}
 
 /** An OCI layout tar of an image the lock does not know: the box image with another config. */
 async function unlockedImageTar(layout: string, dir: string): Promise<string> {
@@ -81,7 +61,7 @@ async function unlockedImageTar(layout: string, dir: string): Promise<string> {
   }];
   await Deno.writeTextFile(join(layout, "index.json"), JSON.stringify(index));
   const tar = join(dir, "unlocked.tar");
-  const r = await run(["tar", "-C", layout, "-cf", tar, "."]);
+  const r = await runCommand(["tar", "-C", layout, "-cf", tar, "."]);
   assert.equal(r.code, 0, r.stderr);
   return tar;
 }
@@ -140,11 +120,11 @@ Deno.test({
   );
   const env = { DTK_STORE: storeDir };
   const dtk = (args: string[], echo = true) =>
-    run([Deno.execPath(), "run", "--allow-all", MAIN, ...args], { env, echo });
+    runDtk(args, echo ? { env, echo: "after" } : { env });
   const generated = join(dir, "generated", cluster);
   const kubeconfig = join(generated, "kubeconfig", "admin.kubeconfig");
   const kubectl = (args: string[], stdin?: string) =>
-    run(["kubectl", "--kubeconfig", kubeconfig, ...args], { stdin });
+    runCommand(["kubectl", "--kubeconfig", kubeconfig, ...args], { stdin });
   const onNode = (node: string, command: string) =>
     execOnNode(generated, node, { cluster: cluster, command, timeoutMs: 60_000 });
   const ctr = "ctr -n k8s.io -a /run/containerd/containerd.sock";

@@ -23,35 +23,21 @@ import {
 } from "../harness/mod.ts";
 import {
   clusterSkipReason,
+  type CommandRun,
   DTK_TEST_MAIN,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
+  runDtk,
 } from "./_cluster.ts";
 
 const MAIN = DTK_TEST_MAIN;
 const skip = clusterSkipReason();
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function dtk(
+function dtk(
   args: string[],
   options: { env: Record<string, string>; cwd: string },
-): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    cwd: options.cwd,
-    env: { NO_COLOR: "1", DTK_TEST_DRIVERS: "1", ...options.env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  const run = { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-  await Deno.stderr.write(new TextEncoder().encode(run.stderr.slice(-4000)));
-  return run;
+): Promise<CommandRun> {
+  return runDtk(args, { ...options, echo: "tail" });
 }
 
 /** Every secret value in a cluster's owner-only files, found without dtk's redactor. */

@@ -18,23 +18,17 @@ import {
 } from "../harness/mod.ts";
 import {
   clusterSkipReason,
-  DTK_TEST_MAIN,
+  type CommandRun,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
+  runDtk,
 } from "./_cluster.ts";
 import { NODE_PATHS } from "../../lib/render/mod.ts";
 
 const skip = clusterSkipReason();
 
-async function dtk(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", DTK_TEST_MAIN, ...args],
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DTK_TEST_DRIVERS: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+function dtk(args: string[], env: Record<string, string>): Promise<CommandRun> {
+  return runDtk(args, { env });
 }
 
 Deno.test({

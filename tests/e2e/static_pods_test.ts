@@ -29,34 +29,13 @@ import {
   DTK_TEST_MAIN,
   execOnNode,
   NSPAWN_RENDER_OVERRIDES,
+  runCommand,
 } from "./_cluster.ts";
 import { NODE_PATHS } from "../../lib/render/mod.ts";
 
 const skip = clusterSkipReason();
-const decoder = new TextDecoder();
 const COMPONENTS = [...CPLANE_IMAGE_COMPONENTS];
 const CTR = `ctr -n k8s.io -a ${NODE_PATHS.containerdSocket}`;
-
-async function run(
-  argv: string[],
-  options: { env?: Record<string, string>; stdin?: string; echo?: boolean } = {},
-) {
-  const child = new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DTK_TEST_DRIVERS: "1", ...options.env },
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(options.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  if (options.echo) await Deno.stderr.write(out.stderr);
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
 
 interface ProbedContainer {
   name: string;
@@ -118,11 +97,14 @@ Deno.test({
   const onNode = (node: string, command: string) =>
     execOnNode(generated, node, { cluster, command, timeoutMs: 60_000 });
   const kubectl = (args: string[], stdin?: string) =>
-    run(["kubectl", "--kubeconfig", kubeconfig, ...args], stdin === undefined ? {} : { stdin });
+    runCommand(
+      ["kubectl", "--kubeconfig", kubeconfig, ...args],
+      stdin === undefined ? {} : { stdin },
+    );
 
   try {
     await t.step("cluster create succeeds", async () => {
-      const r = await run([
+      const r = await runCommand([
         Deno.execPath(),
         "run",
         "--allow-all",
@@ -134,7 +116,7 @@ Deno.test({
         "--frozen",
         "--jobs",
         "4",
-      ], { env, echo: true });
+      ], { env, echo: "after" });
       assert.equal(r.code, 0, r.stderr.slice(-3000));
       assert.match(r.stdout, new RegExp(`Cluster "${cluster}" is ready`));
       console.error(`static pods: cluster ready at ${Math.round((Date.now() - started) / 1000)}s`);
@@ -281,7 +263,7 @@ Deno.test({
     });
     console.error(`static pods: checks done at ${Math.round((Date.now() - started) / 1000)}s`);
   } finally {
-    await run([
+    await runCommand([
       Deno.execPath(),
       "run",
       "--allow-all",

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { LocalRunner, type Runner } from "../../lib/exec/mod.ts";
 import { PrerequisiteError } from "../../lib/errors/mod.ts";
@@ -16,6 +15,7 @@ import { componentImage } from "../../lib/render/mod.ts";
 import type { CplaneComponent } from "../../lib/config/types.ts";
 import type { ArtifactSet } from "./artifacts.ts";
 import { k8sCacheDir } from "./artifacts.ts";
+import { OciLayout } from "./images.ts";
 
 /** The components the archive holds an image of, in this order. */
 export const CPLANE_IMAGE_COMPONENTS = [
@@ -33,10 +33,6 @@ export function cplaneImageRef(component: CplaneComponent, set: ArtifactSet): st
       versions: { kubernetes: set.versions.kubernetes, etcd: set.versions.etcd },
     } as Parameters<typeof componentImage>[1],
   );
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** The absolute paths of the shared libraries `binary` loads, none for a static binary. */
@@ -93,16 +89,7 @@ export async function writeControlPlaneImages(
       "kube-controller-manager": [join(k8sCacheDir(), "bin", "kube-controller-manager")],
       "kube-scheduler": [join(k8sCacheDir(), "bin", "kube-scheduler")],
     };
-    const img = join(work, "img");
-    const blobs = join(img, "blobs", "sha256");
-    await Deno.mkdir(blobs, { recursive: true });
-    const blob = async (bytes: Uint8Array) => {
-      const hex = sha256(bytes);
-      await Deno.writeFile(join(blobs, hex), bytes);
-      return { digest: `sha256:${hex}`, size: bytes.length };
-    };
-    const text = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-    const manifests = [];
+    const layout = await OciLayout.create(join(work, "img"));
     const refs = {} as Record<(typeof CPLANE_IMAGE_COMPONENTS)[number], string>;
     for (const component of CPLANE_IMAGE_COMPONENTS) {
       const root = join(work, `rootfs-${component}`);
@@ -115,57 +102,16 @@ export async function writeControlPlaneImages(
       // Mount points runc would otherwise make; a writable /tmp; an /etc for the hosts file.
       for (const dir of ["proc", "sys", "dev", "etc", "tmp"]) await Deno.mkdir(join(root, dir));
       await Deno.chmod(join(root, "tmp"), 0o1777);
-      const layerTar = join(work, `layer-${component}.tar`);
-      await runner.run([
-        "tar",
-        "--sort=name",
-        "--mtime=@0",
-        "--owner=0",
-        "--group=0",
-        "--numeric-owner",
-        "-C",
-        root,
-        "-cf",
-        layerTar,
-        ".",
-      ]);
+      const layer = await layout.layer(root, { runner });
       await Deno.remove(root, { recursive: true });
-      const layer = await blob(await Deno.readFile(layerTar));
-      await Deno.remove(layerTar);
-      const config = await blob(text({
-        architecture: "amd64",
-        os: "linux",
-        // The static pods' commands name the binary only (`etcd`, `kube-apiserver`, …).
+      refs[component] = cplaneImageRef(component, set);
+      // The static pods' commands name the binary only (`etcd`, `kube-apiserver`, …).
+      await layout.image(refs[component], {
+        layer,
         config: { Env: ["PATH=/usr/local/bin:/usr/bin:/bin"] },
-        rootfs: { type: "layers", diff_ids: [layer.digest] },
-      }));
-      const manifest = await blob(text({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
-      }));
-      const name = cplaneImageRef(component, set);
-      refs[component] = name;
-      manifests.push({
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        ...manifest,
-        annotations: {
-          "io.containerd.image.name": name,
-          "org.opencontainers.image.ref.name": name.split(":").pop(),
-        },
       });
     }
-    await Deno.writeTextFile(
-      join(img, "index.json"),
-      JSON.stringify({ schemaVersion: 2, manifests }),
-    );
-    await Deno.writeTextFile(
-      join(img, "oci-layout"),
-      JSON.stringify({ imageLayoutVersion: "1.0.0" }),
-    );
-    await Deno.mkdir(dirname(path), { recursive: true });
-    await runner.run(["tar", "--sort=name", "--mtime=@0", "-C", img, "-cf", path, "."]);
+    await layout.writeTar(path, { runner });
     return { refs };
   } finally {
     await Deno.remove(work, { recursive: true });
