@@ -710,17 +710,21 @@ WantedBy=multi-user.target
             "401",
             "a foreign CA's cert",
           );
-          // The data really is in the etcd cluster.
-          const keys = await runner.run([
-            etcdctl,
-            `--endpoints=${endpoints}`,
-            `--cacert=${ca.cert}`,
-            `--cert=${client.cert}`,
-            `--key=${client.key}`,
-            "get",
-            "/registry/namespaces/default",
-            "--keys-only",
-          ]);
+          // The data really is in the etcd cluster. The apiserver's bootstrap controller writes
+          // the default namespace after /livez already answers, later on a loaded machine.
+          const keys = await waitFor("the default namespace in etcd", async () => {
+            const r = await runner.run([
+              etcdctl,
+              `--endpoints=${endpoints}`,
+              `--cacert=${ca.cert}`,
+              `--cert=${client.cert}`,
+              `--key=${client.key}`,
+              "get",
+              "/registry/namespaces/default",
+              "--keys-only",
+            ]);
+            return r.stdout.trim() === "" ? undefined : r;
+          }, { timeoutMs: 30_000, intervalMs: 500 });
           assert.equal(keys.stdout.trim(), "/registry/namespaces/default");
         },
       });
